@@ -1,0 +1,356 @@
+"""Recurrent cells as pure functions over plain pytrees.
+
+A cell is built by a factory (`elman`, `lstm`, `gru`) and is a `Cell` NamedTuple of four pure functions
+whose hyperparameters live in the closure:
+
+* ``init(key, input_size) -> params``
+* ``initial_carry(batch_shape, dtype=None) -> carry`` (zeros)
+* ``project_inputs(params, xs) -> projected``: the input-to-hidden matmul of every time step at once,
+  ``xs [..., input_size] -> [..., gates * hidden_size]``, so it can leave the time loop.
+* ``step(params, carry, projected_t) -> (carry, y_t)``: the recurrent part of one step, all gates in one
+  fused matmul; the argument order of a ``lax.scan`` body.
+
+Equations are PyTorch's (``torch.nn.RNNCell``, ``LSTMCell``, ``GRUCell``):
+
+* Elman: ``h' = act(x W_ih + b_ih + h W_hh + b_hh)``, act in {tanh, relu}.
+* LSTM, gate order **i, f, g, o**:
+  ``i,f,o = sigmoid(.)``, ``g = tanh(.)``, ``c' = f*c + i*g``, ``h' = o*tanh(c')``; with ``proj_size=P``
+  the output is ``h' = (o*tanh(c')) W_hr`` (PyTorch's ``weight_hr``), so ``h`` has size P and ``c`` size H.
+  ``peephole=True`` adds Graves (2013) eq. 7-11 diagonal peepholes: ``w_ci*c`` into i and ``w_cf*c``
+  into f (previous cell state), ``w_co*c'`` into o (new cell state).
+  ``layer_norm=True`` is Ba et al. (2016) eq. 20-22: the 4H pre-activations are
+  ``LN(h W_hh) + LN(x W_ih)`` and the output is ``o*tanh(LN(c'))``; each LN has its own gain and offset
+  (the offsets play the role of the biases, so ``b_ih``/``b_hh`` are not used).
+* GRU, gate order **r, z, n**: ``r,z = sigmoid(x W_i{r,z} + b_i{r,z} + h W_h{r,z} + b_h{r,z})``,
+  ``n = tanh(x W_in + b_in + r*(h W_hn + b_hn))``, ``h' = (1-z)*n + z*h`` (reset after the hidden matmul,
+  PyTorch/cuDNN). ``variant='cho'`` is Cho et al. (2014): ``n = tanh(x W_in + b_in + (r*h) W_hn + b_hn)``.
+
+Weight layout: matrices are stored ``[in_features, out_features]`` (``x @ W``), i.e. the transpose of
+PyTorch's ``weight_ih_l0``; gates are concatenated on the last axis in the order above. Carries are named:
+``LSTMState(h, c)`` (h first, as PyTorch returns ``(h_n, c_n)``; note Flax uses ``(c, h)``), a bare array
+``h`` for Elman and GRU.
+
+Precision: ``param_dtype`` is the dtype parameters are created in; ``dtype`` is the compute dtype of the
+matmuls (``None``: that of the parameters). Matmuls accumulate and the nonlinearities and carries run in
+``promote(dtype, float32)``, so with ``dtype=bfloat16`` the state stays in float32 and the scan carry never
+changes dtype; step outputs ``y_t`` are in the compute dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Params = dict
+
+INITIALIZERS = ("pytorch", "jax")
+
+
+class LSTMState(NamedTuple):
+    """LSTM carry: ``h [..., output_size]`` (P with projection, else H) and ``c [..., hidden_size]``."""
+
+    h: Array
+    c: Array
+
+
+class Cell(NamedTuple):
+    """A recurrent cell: pure functions plus the sizes needed to wire it.
+
+    Attributes:
+      init: ``(key, input_size) -> params``.
+      initial_carry: ``(batch_shape, dtype=None) -> carry`` of zeros.
+      project_inputs: ``(params, xs [..., input_size]) -> [..., num_gates * hidden_size]``.
+      step: ``(params, carry, projected_t [..., G*H]) -> (carry, y_t [..., output_size])``.
+      kind: ``'elman'``, ``'lstm'`` or ``'gru'``.
+      hidden_size: H.
+      output_size: size of ``y_t`` and ``h`` (P for a projected LSTM, else H).
+      num_gates: G (1, 4 or 3).
+      dtype: compute dtype (None: the parameters').
+    """
+
+    init: Callable[..., Params]
+    initial_carry: Callable[..., Any]
+    project_inputs: Callable[[Params, Array], Array]
+    step: Callable[[Params, Any, Array], tuple[Any, Array]]
+    kind: str
+    hidden_size: int
+    output_size: int
+    num_gates: int
+    dtype: Any = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_size(name: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _acc_dtype(dtype) -> jnp.dtype:
+    """Dtype of accumulation, nonlinearities and carries for compute dtype `dtype`."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _matmul(x: Array, w: Array, dtype) -> Array:
+    """Returns ``x @ w`` computed in `dtype`, accumulated in ``promote(dtype, float32)``."""
+    return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=_acc_dtype(dtype))
+
+
+def _layer_norm(x: Array, scale: Array, offset: Array | None, eps: float = 1e-5) -> Array:
+    """Layer norm over the last axis of `x` (in x's dtype), with gain `scale` and optional `offset`."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    y = (x - mean) * jax.lax.rsqrt(var + eps) * scale.astype(x.dtype)
+    return y if offset is None else y + offset.astype(x.dtype)
+
+
+def _uniform(key, shape, bound, dtype):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _make_weights(key, input_size, hidden_size, rec_size, num_gates, *, bias, initializer, param_dtype,
+                  forget_gate=None):
+    """Returns ``w_ih [I, G*H]``, ``w_hh [R, G*H]`` and, with bias, ``b_ih``, ``b_hh [G*H]``."""
+    gh = num_gates * hidden_size
+    k_ih, k_hh, k_bi, k_bh = jax.random.split(key, 4)
+    if initializer == "pytorch":
+        bound = 1.0 / math.sqrt(hidden_size)
+        params = {
+            "w_ih": _uniform(k_ih, (input_size, gh), bound, param_dtype),
+            "w_hh": _uniform(k_hh, (rec_size, gh), bound, param_dtype),
+        }
+        if bias:
+            params["b_ih"] = _uniform(k_bi, (gh,), bound, param_dtype)
+            params["b_hh"] = _uniform(k_bh, (gh,), bound, param_dtype)
+        return params
+    # "jax": Glorot-uniform input weights, an orthogonal block per gate for the recurrent weights,
+    # zero biases except a forget-gate bias of 1 (Jozefowicz et al. 2015).
+    w_ih = jax.nn.initializers.glorot_uniform()(k_ih, (input_size, gh), param_dtype)
+    ortho = jax.nn.initializers.orthogonal()
+    w_hh = jnp.concatenate(
+        [ortho(k, (rec_size, hidden_size), param_dtype) for k in jax.random.split(k_hh, num_gates)], axis=1)
+    params = {"w_ih": w_ih, "w_hh": w_hh}
+    if bias:
+        b_ih = jnp.zeros((gh,), param_dtype)
+        if forget_gate is not None:
+            b_ih = b_ih.at[forget_gate * hidden_size:(forget_gate + 1) * hidden_size].set(1.0)
+        params["b_ih"] = b_ih
+        params["b_hh"] = jnp.zeros((gh,), param_dtype)
+    return params
+
+
+def _zeros_carry(batch_shape, size, dtype):
+    return jnp.zeros(tuple(batch_shape) + (size,), dtype)
+
+
+# --------------------------------------------------------------------------- Elman
+
+
+def elman(hidden_size: int, *, nonlinearity: str = "tanh", bias: bool = True, initializer: str = "pytorch",
+          dtype=None, param_dtype=jnp.float32) -> Cell:
+    """Returns an Elman RNN cell, ``h' = act(x W_ih + b_ih + h W_hh + b_hh)``; carry ``h [..., H]``.
+
+    Args:
+      hidden_size: H.
+      nonlinearity: ``'tanh'`` or ``'relu'``.
+      bias: whether ``b_ih`` and ``b_hh`` exist.
+      initializer: ``'pytorch'`` (uniform +-1/sqrt(H)) or ``'jax'`` (Glorot input, orthogonal recurrent).
+      dtype: compute dtype of the matmuls (None: the parameters').
+      param_dtype: dtype of the parameters.
+    """
+    _check_size("hidden_size", hidden_size)
+    _check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+    _check_choice("initializer", initializer, INITIALIZERS)
+    act = jnp.tanh if nonlinearity == "tanh" else jax.nn.relu
+
+    def init(key, input_size: int) -> Params:
+        _check_size("input_size", input_size)
+        return _make_weights(key, input_size, hidden_size, hidden_size, 1, bias=bias, initializer=initializer,
+                             param_dtype=param_dtype)
+
+    def cdt(params):
+        return dtype if dtype is not None else params["w_hh"].dtype
+
+    def initial_carry(batch_shape=(), carry_dtype=None):
+        return _zeros_carry(batch_shape, hidden_size, carry_dtype or _acc_dtype(dtype or param_dtype))
+
+    def project_inputs(params, xs):
+        z = _matmul(xs, params["w_ih"], cdt(params))  # [..., H]
+        if bias:
+            z = z + (params["b_ih"] + params["b_hh"]).astype(z.dtype)
+        return z
+
+    def step(params, h, proj_t):
+        z = proj_t.astype(h.dtype) + _matmul(h, params["w_hh"], cdt(params)).astype(h.dtype)
+        h_new = act(z)
+        return h_new, h_new.astype(cdt(params))
+
+    return Cell(init, initial_carry, project_inputs, step, "elman", hidden_size, hidden_size, 1, dtype)
+
+
+# --------------------------------------------------------------------------- LSTM
+
+
+def lstm(hidden_size: int, *, proj_size: int = 0, peephole: bool = False, layer_norm: bool = False,
+         bias: bool = True, initializer: str = "pytorch", dtype=None, param_dtype=jnp.float32) -> Cell:
+    """Returns an LSTM cell (PyTorch's equations, gate order i,f,g,o); carry ``LSTMState(h, c)``.
+
+    Args:
+      hidden_size: H, the size of ``c``.
+      proj_size: P > 0 adds PyTorch's output projection ``w_hr [H, P]``; ``h`` then has size P.
+      peephole: Graves (2013) diagonal peepholes ``w_ci``, ``w_cf``, ``w_co [H]``.
+      layer_norm: Ba et al. (2016) layer-normalised LSTM (gains and offsets replace the biases).
+      bias: biases (``b_ih``, ``b_hh``; with layer_norm, the LN offsets).
+      initializer: ``'pytorch'`` or ``'jax'`` (Glorot input, orthogonal recurrent, forget bias 1).
+      dtype: compute dtype of the matmuls (None: the parameters').
+      param_dtype: dtype of the parameters.
+    """
+    _check_size("hidden_size", hidden_size)
+    _check_size("proj_size", proj_size, 0)
+    _check_choice("initializer", initializer, INITIALIZERS)
+    if proj_size >= hidden_size:
+        raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
+    H = hidden_size
+    out_size = proj_size or hidden_size
+
+    def init(key, input_size: int) -> Params:
+        _check_size("input_size", input_size)
+        k_w, k_p, k_r = jax.random.split(key, 3)
+        params = _make_weights(k_w, input_size, H, out_size, 4, bias=bias and not layer_norm,
+                               initializer=initializer, param_dtype=param_dtype, forget_gate=1)
+        bound = 1.0 / math.sqrt(H)
+        if proj_size:
+            if initializer == "pytorch":
+                params["w_hr"] = _uniform(k_r, (H, proj_size), bound, param_dtype)
+            else:
+                params["w_hr"] = jax.nn.initializers.glorot_uniform()(k_r, (H, proj_size), param_dtype)
+        if peephole:
+            ks = jax.random.split(k_p, 3)
+            for name, k in zip(("w_ci", "w_cf", "w_co"), ks):
+                params[name] = (_uniform(k, (H,), bound, param_dtype) if initializer == "pytorch"
+                                else jnp.zeros((H,), param_dtype))
+        if layer_norm:
+            params["ln_ih_scale"] = jnp.ones((4 * H,), param_dtype)
+            params["ln_hh_scale"] = jnp.ones((4 * H,), param_dtype)
+            params["ln_c_scale"] = jnp.ones((H,), param_dtype)
+            if bias:
+                params["ln_ih_bias"] = jnp.zeros((4 * H,), param_dtype).at[H:2 * H].set(
+                    1.0 if initializer == "jax" else 0.0)
+                params["ln_hh_bias"] = jnp.zeros((4 * H,), param_dtype)
+                params["ln_c_bias"] = jnp.zeros((H,), param_dtype)
+        return params
+
+    def cdt(params):
+        return dtype if dtype is not None else params["w_hh"].dtype
+
+    def initial_carry(batch_shape=(), carry_dtype=None):
+        dt = carry_dtype or _acc_dtype(dtype or param_dtype)
+        return LSTMState(_zeros_carry(batch_shape, out_size, dt), _zeros_carry(batch_shape, H, dt))
+
+    def project_inputs(params, xs):
+        z = _matmul(xs, params["w_ih"], cdt(params))  # [..., 4H]
+        if layer_norm:
+            return _layer_norm(z, params["ln_ih_scale"], params.get("ln_ih_bias"))
+        if bias:
+            z = z + (params["b_ih"] + params["b_hh"]).astype(z.dtype)
+        return z
+
+    def step(params, carry: LSTMState, proj_t):
+        h, c = carry
+        acc = c.dtype
+        zh = _matmul(h, params["w_hh"], cdt(params)).astype(acc)  # [..., 4H]
+        if layer_norm:
+            zh = _layer_norm(zh, params["ln_hh_scale"], params.get("ln_hh_bias"))
+        z = proj_t.astype(acc) + zh
+        zi, zf, zg, zo = jnp.split(z, 4, axis=-1)  # 4 x [..., H]
+        if peephole:
+            zi = zi + params["w_ci"].astype(acc) * c
+            zf = zf + params["w_cf"].astype(acc) * c
+        c_new = jax.nn.sigmoid(zf) * c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
+        if peephole:
+            zo = zo + params["w_co"].astype(acc) * c_new
+        c_out = _layer_norm(c_new, params["ln_c_scale"], params.get("ln_c_bias")) if layer_norm else c_new
+        h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_out)  # [..., H]
+        if proj_size:
+            h_new = _matmul(h_new, params["w_hr"], cdt(params)).astype(acc)  # [..., P]
+        return LSTMState(h_new, c_new), h_new.astype(cdt(params))
+
+    return Cell(init, initial_carry, project_inputs, step, "lstm", H, out_size, 4, dtype)
+
+
+# --------------------------------------------------------------------------- GRU
+
+GRU_VARIANTS = ("pytorch", "cho")
+
+
+def gru(hidden_size: int, *, variant: str = "pytorch", bias: bool = True, initializer: str = "pytorch",
+        dtype=None, param_dtype=jnp.float32) -> Cell:
+    """Returns a GRU cell (gate order r,z,n); carry ``h [..., H]``.
+
+    Args:
+      hidden_size: H.
+      variant: ``'pytorch'`` (reset applied after the hidden matmul, as PyTorch and cuDNN) or ``'cho'``
+        (Cho et al. 2014: reset applied to h before it).
+      bias: whether ``b_ih`` and ``b_hh`` exist.
+      initializer: ``'pytorch'`` or ``'jax'``.
+      dtype: compute dtype of the matmuls (None: the parameters').
+      param_dtype: dtype of the parameters.
+    """
+    _check_size("hidden_size", hidden_size)
+    _check_choice("variant", variant, GRU_VARIANTS)
+    _check_choice("initializer", initializer, INITIALIZERS)
+    H = hidden_size
+
+    def init(key, input_size: int) -> Params:
+        _check_size("input_size", input_size)
+        return _make_weights(key, input_size, H, H, 3, bias=bias, initializer=initializer,
+                             param_dtype=param_dtype)
+
+    def cdt(params):
+        return dtype if dtype is not None else params["w_hh"].dtype
+
+    def initial_carry(batch_shape=(), carry_dtype=None):
+        return _zeros_carry(batch_shape, H, carry_dtype or _acc_dtype(dtype or param_dtype))
+
+    def project_inputs(params, xs):
+        z = _matmul(xs, params["w_ih"], cdt(params))  # [..., 3H]
+        if bias:
+            b_hh = params["b_hh"]
+            if variant == "pytorch":  # b_hn stays inside r * (h W_hn + b_hn)
+                b_hh = b_hh.at[2 * H:].set(0)
+            z = z + (params["b_ih"] + b_hh).astype(z.dtype)
+        return z
+
+    def step(params, h, proj_t):
+        acc = h.dtype
+        proj_t = proj_t.astype(acc)
+        w_hh = params["w_hh"]
+        if variant == "pytorch":
+            zh = _matmul(h, w_hh, cdt(params)).astype(acc)  # [..., 3H]
+            hn = zh[..., 2 * H:]  # [..., H]
+            if bias:
+                hn = hn + params["b_hh"][2 * H:].astype(acc)
+            r = jax.nn.sigmoid(proj_t[..., :H] + zh[..., :H])
+            z = jax.nn.sigmoid(proj_t[..., H:2 * H] + zh[..., H:2 * H])
+            n = jnp.tanh(proj_t[..., 2 * H:] + r * hn)
+        else:
+            zrz = _matmul(h, w_hh[:, :2 * H], cdt(params)).astype(acc)  # [..., 2H]
+            r = jax.nn.sigmoid(proj_t[..., :H] + zrz[..., :H])
+            z = jax.nn.sigmoid(proj_t[..., H:2 * H] + zrz[..., H:])
+            n = jnp.tanh(proj_t[..., 2 * H:] + _matmul(r * h, w_hh[:, 2 * H:], cdt(params)).astype(acc))
+        h_new = (1.0 - z) * n + z * h
+        return h_new, h_new.astype(cdt(params))
+
+    return Cell(init, initial_carry, project_inputs, step, "gru", H, H, 3, dtype)

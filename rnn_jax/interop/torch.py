@@ -1,0 +1,107 @@
+"""Weight conversion between rnn_jax specs and ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (torch is optional).
+
+``from_torch(module) -> (spec, params)`` and ``to_torch(spec, params) -> module``. PyTorch stores
+``weight_ih_l{k}[_reverse]`` as ``[G*H, I]`` (``x @ W.T``); rnn_jax stores ``w_ih [I, G*H]``, so each
+matrix is transposed and gate order (i,f,g,o / r,z,n) is kept. Peephole and layer-norm LSTMs and the
+Cho GRU have no PyTorch counterpart and raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnn_jax.rnn import DIRECTIONS, GRU, LSTM, RNN
+
+_NAMES = (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh"),
+          ("w_hr", "weight_hr"))
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("rnn_jax.interop.torch needs PyTorch: pip install 'rnn_jax[torch]'") from e
+    return torch
+
+
+def _suffix(layer: int, direction: int) -> str:
+    return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+
+def from_torch(module, *, dtype=None, param_dtype=None):
+    """Returns ``(spec, params)`` equal to a ``torch.nn.RNN``, ``LSTM`` or ``GRU`` module.
+
+    Args:
+      module: the torch module (any of its options: layers, bias, batch_first, dropout, bidirectional,
+        nonlinearity, proj_size).
+      dtype: compute dtype for the spec (default None: the parameters').
+      param_dtype: dtype of the returned parameters (default: the module's).
+    """
+    torch = _torch()
+    nn = torch.nn
+    common = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
+                  dropout=float(module.dropout), bidirectional=module.bidirectional)
+    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    pdt = param_dtype or next(iter(state.values())).dtype
+    common.update(dtype=dtype, param_dtype=pdt)
+    if isinstance(module, nn.LSTM):
+        spec = LSTM(module.input_size, module.hidden_size, proj_size=module.proj_size, **common)
+    elif isinstance(module, nn.GRU):
+        spec = GRU(module.input_size, module.hidden_size, **common)
+    elif isinstance(module, nn.RNN):
+        spec = RNN(module.input_size, module.hidden_size, nonlinearity=module.nonlinearity, **common)
+    else:
+        raise TypeError(f"module must be a torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
+    params = []
+    for layer in range(spec.num_layers):
+        layer_params = {}
+        for d in range(spec.num_directions):
+            p = {}
+            for ours, theirs in _NAMES:
+                key = theirs + _suffix(layer, d)
+                if key in state:
+                    w = state[key]
+                    p[ours] = np.asarray(w.T if w.ndim == 2 else w, dtype=pdt)
+            layer_params[DIRECTIONS[d]] = p
+        params.append(layer_params)
+    return spec, params
+
+
+def to_torch(spec, params):
+    """Returns a ``torch.nn.RNN``/``LSTM``/``GRU`` module holding `params` (float32 or the params' dtype).
+
+    Raises:
+      ValueError: for options PyTorch does not have (peephole, layer_norm, the Cho GRU).
+    """
+    torch = _torch()
+    nn = torch.nn
+    common = dict(num_layers=spec.num_layers, bias=spec.bias, batch_first=spec.batch_first,
+                  dropout=spec.dropout, bidirectional=spec.bidirectional)
+    if isinstance(spec, LSTM):
+        if spec.peephole or spec.layer_norm:
+            raise ValueError("to_torch: torch.nn.LSTM has no peephole or layer_norm option; "
+                             f"got peephole={spec.peephole}, layer_norm={spec.layer_norm}")
+        module = nn.LSTM(spec.input_size, spec.hidden_size, proj_size=spec.proj_size, **common)
+    elif isinstance(spec, GRU):
+        if spec.variant != "pytorch":
+            raise ValueError(f"to_torch: torch.nn.GRU implements variant='pytorch' only, got {spec.variant!r}")
+        module = nn.GRU(spec.input_size, spec.hidden_size, **common)
+    elif isinstance(spec, RNN):
+        module = nn.RNN(spec.input_size, spec.hidden_size, nonlinearity=spec.nonlinearity, **common)
+    else:
+        raise TypeError(f"spec must be an rnn_jax RNN, LSTM or GRU, got {type(spec).__name__}")
+    if len(params) != spec.num_layers:
+        raise ValueError(f"params must hold {spec.num_layers} layers, got {len(params)}")
+    state = {}
+    for layer in range(spec.num_layers):
+        for d in range(spec.num_directions):
+            p = params[layer][DIRECTIONS[d]]
+            for ours, theirs in _NAMES:
+                if ours in p:
+                    w = np.asarray(p[ours])
+                    state[theirs + _suffix(layer, d)] = torch.from_numpy(np.ascontiguousarray(
+                        w.T if w.ndim == 2 else w))
+    first = next(iter(state.values()))
+    module = module.to(first.dtype)
+    module.load_state_dict(state, strict=True)
+    return module

@@ -1,0 +1,182 @@
+"""Batching variable-length sequences: padding, length masks, reversal within length, bucketing, vmap.
+
+These are the lecture's answers to "sequences in a minibatch have different lengths", in JAX terms:
+
+* pad to a common length and carry a length per sequence (`pad_sequences`, `lengths_to_mask`);
+* never pack: a masked scan holds each sequence's state past its length (see `rnn_jax.unroll`);
+* reverse each sequence within its own length for the backward direction (`reverse_padded`), never a
+  plain flip, which would feed padding first;
+* bucket by length so a jit-compiled step sees a handful of shapes (`bucket_by_length`);
+* `jax.vmap` of a single-sequence function is JAX's auto-batching (DyNet's idea): `vmap_sequences`.
+
+Shapes: ``B`` batch, ``T`` time, ``...`` feature axes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def _concrete(x):
+    """Returns `x` as a NumPy array, or None when it is a tracer (inside jit, lengths are data)."""
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def check_lengths(lengths, batch_size: int, max_len: int, name: str = "lengths") -> Array:
+    """Returns `lengths` as an int32 array ``[B]`` after checking its shape, dtype and range [0, max_len].
+
+    The range is checked only when `lengths` is concrete (not a tracer).
+
+    Raises:
+      TypeError: non-integer lengths.
+      ValueError: wrong shape, or a value outside ``[0, max_len]``.
+    """
+    arr = jnp.asarray(lengths)
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer array of shape ({batch_size},), got dtype {arr.dtype}")
+    if arr.shape != (batch_size,):
+        raise ValueError(f"{name} must have shape ({batch_size},) (one length per sequence), got {arr.shape}")
+    concrete = _concrete(lengths)
+    if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() > max_len):
+        raise ValueError(f"{name} must lie in [0, {max_len}] (the padded length), got values in "
+                         f"[{concrete.min()}, {concrete.max()}]")
+    return arr.astype(jnp.int32)
+
+
+def lengths_to_mask(lengths, max_len: int, *, time_major: bool = False) -> Array:
+    """Returns the boolean mask ``[B, T]`` (``[T, B]`` if time_major) of valid steps, ``t < lengths[b]``."""
+    lengths = jnp.asarray(lengths)
+    mask = jnp.arange(max_len)[None, :] < lengths[:, None]  # [B, T]
+    return mask.T if time_major else mask
+
+
+def mask_to_lengths(mask, *, time_major: bool = False) -> Array:
+    """Returns lengths ``[B]`` (int32) from a prefix mask ``[B, T]`` (``[T, B]`` if time_major)."""
+    mask = jnp.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must have shape [batch, time] (or [time, batch] if time_major), got {mask.shape}")
+    return jnp.sum(mask.astype(jnp.int32), axis=0 if time_major else 1)
+
+
+def pad_sequences(sequences: Sequence, *, batch_first: bool = False, padding_value=0.0,
+                  max_len: int | None = None, dtype=None) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(padded, lengths)``: sequences ``[T_b, ...]`` stacked into ``[T, B, ...]`` (or ``[B, T, ...]``).
+
+    Like ``torch.nn.utils.rnn.pad_sequence``, plus the lengths ``[B]`` (int32). Host-side NumPy, for data
+    pipelines. `max_len` pads to a fixed length (>= the longest sequence); default: the longest.
+    """
+    if len(sequences) == 0:
+        raise ValueError("sequences must hold at least one sequence")
+    arrays = [np.asarray(s) for s in sequences]
+    tail = arrays[0].shape[1:]
+    for i, a in enumerate(arrays):
+        if a.ndim < 1 or a.shape[1:] != tail:
+            raise ValueError(f"sequences[{i}] must have shape [time, *{tail}], got {a.shape}")
+    lengths = np.array([a.shape[0] for a in arrays], dtype=np.int32)
+    longest = int(lengths.max())
+    T = longest if max_len is None else max_len
+    if T < longest:
+        raise ValueError(f"max_len must be >= the longest sequence ({longest}), got {max_len}")
+    dtype = dtype or np.result_type(*arrays)
+    out = np.full((len(arrays), T) + tail, padding_value, dtype=dtype)  # [B, T, ...]
+    for b, a in enumerate(arrays):
+        out[b, :a.shape[0]] = a
+    return (out if batch_first else np.swapaxes(out, 0, 1)), lengths
+
+
+def reverse_padded(xs, lengths=None, *, time_major: bool = False) -> Array:
+    """Returns `xs` with each sequence reversed within its own length; padding stays where it was.
+
+    Args:
+      xs: ``[B, T, ...]`` (``[T, B, ...]`` if time_major).
+      lengths: ``[B]`` integers; None reverses the whole time axis.
+
+    Applying it twice gives back `xs`.
+    """
+    xs = jnp.asarray(xs)
+    t_axis = 0 if time_major else 1
+    if lengths is None:
+        return jnp.flip(xs, axis=t_axis)
+    T = xs.shape[t_axis]
+    lengths = jnp.asarray(lengths)
+    t = jnp.arange(T)[:, None]  # [T, 1]
+    idx = jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # [T, B]
+    if not time_major:
+        idx = idx.T  # [B, T]
+    idx = idx.reshape(idx.shape + (1,) * (xs.ndim - 2))
+    return jnp.take_along_axis(xs, idx, axis=t_axis)
+
+
+def bucket_by_length(sequences: Sequence, bucket_lengths: Sequence[int], batch_size: int, *,
+                     batch_first: bool = True, padding_value=0.0, shuffle: bool = False, seed: int = 0,
+                     drop_remainder: bool = False, extras: Sequence | None = None
+                     ) -> Iterator[tuple]:
+    """Yields ``(padded, lengths, indices)`` batches, each padded to one of a few fixed bucket lengths.
+
+    Each sequence goes to the smallest bucket that holds it, so a jit-compiled step sees at most
+    ``len(bucket_lengths)`` time shapes (times two when the last batch of a bucket is short; use
+    `drop_remainder` or pad the batch axis to avoid that). Sequences longer than the largest bucket are
+    an error, not silently cut.
+
+    Args:
+      sequences: arrays ``[T_i, ...]``.
+      bucket_lengths: increasing padded lengths, e.g. ``(16, 32, 64)``.
+      batch_size: sequences per batch.
+      batch_first: layout of `padded`: ``[B, T_bucket, ...]`` or ``[T_bucket, B, ...]``.
+      shuffle: shuffle within buckets and the order of batches (NumPy generator seeded by `seed`).
+      drop_remainder: drop each bucket's last, short batch.
+      extras: optional per-sequence items (labels, targets) returned as a 4th element, a list in batch order.
+
+    Yields:
+      ``padded``, ``lengths [B]`` (int32), ``indices [B]`` into `sequences` (and ``extras`` if given).
+    """
+    bounds = list(bucket_lengths)
+    if not bounds or any(b <= 0 for b in bounds) or bounds != sorted(bounds):
+        raise ValueError(f"bucket_lengths must be positive and increasing, got {bucket_lengths}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    lengths = np.array([len(s) for s in sequences])
+    if lengths.size and lengths.max() > bounds[-1]:
+        raise ValueError(f"a sequence of length {lengths.max()} exceeds the largest bucket ({bounds[-1]}); "
+                         "add a larger bucket or cut the sequences first")
+    bucket_of = np.searchsorted(np.array(bounds), lengths, side="left")  # smallest bound >= length
+    rng = np.random.default_rng(seed)
+    batches = []
+    for k, bound in enumerate(bounds):
+        members = np.flatnonzero(bucket_of == k)
+        if shuffle:
+            members = rng.permutation(members)
+        for start in range(0, len(members), batch_size):
+            chunk = members[start:start + batch_size]
+            if drop_remainder and len(chunk) < batch_size:
+                continue
+            batches.append((bound, chunk))
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    for bound, chunk in batches:
+        padded, lens = pad_sequences([sequences[i] for i in chunk], batch_first=batch_first,
+                                     padding_value=padding_value, max_len=bound)
+        if extras is None:
+            yield padded, lens, chunk
+        else:
+            yield padded, lens, chunk, [extras[i] for i in chunk]
+
+
+def vmap_sequences(fn: Callable, xs, lengths, *args, time_major: bool = False):
+    """Returns ``jax.vmap(fn)`` over a padded batch: ``fn(x [T, ...], length (), *args)`` per sequence.
+
+    JAX's answer to auto-batching: write `fn` for one sequence (with its length as data), and vmap turns
+    it into the batched computation. `args` are shared (not mapped). With `rnn_jax.unroll` as `fn`, the
+    result equals the batched masked run (tests/test_sequence.py checks it).
+    """
+    in_axes = (1 if time_major else 0, 0) + (None,) * len(args)
+    return jax.vmap(fn, in_axes=in_axes, out_axes=0)(xs, lengths, *args)
