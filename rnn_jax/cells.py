@@ -108,12 +108,20 @@ def _matmul(x: Array, w: Array, dtype) -> Array:
     return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=_acc_dtype(dtype))
 
 
+def _bcast(v: Array, like: Array) -> Array:
+    """Returns the vector `v [F]` as ``[1, ..., 1, F]`` in like's dtype, to add to `like [..., F]`.
+
+    Explicit, so the library runs under ``jax_numpy_rank_promotion='raise'``.
+    """
+    return jnp.reshape(v, (1,) * (like.ndim - 1) + v.shape).astype(like.dtype)
+
+
 def _layer_norm(x: Array, scale: Array, offset: Array | None, eps: float = 1e-5) -> Array:
     """Layer norm over the last axis of `x` (in x's dtype), with gain `scale` and optional `offset`."""
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    y = (x - mean) * jax.lax.rsqrt(var + eps) * scale.astype(x.dtype)
-    return y if offset is None else y + offset.astype(x.dtype)
+    y = (x - mean) * jax.lax.rsqrt(var + eps) * _bcast(scale, x)
+    return y if offset is None else y + _bcast(offset, x)
 
 
 def _uniform(key, shape, bound, dtype):
@@ -189,7 +197,7 @@ def elman(hidden_size: int, *, nonlinearity: str = "tanh", bias: bool = True, in
     def project_inputs(params, xs):
         z = _matmul(xs, params["w_ih"], cdt(params))  # [..., H]
         if bias:
-            z = z + (params["b_ih"] + params["b_hh"]).astype(z.dtype)
+            z = z + _bcast(params["b_ih"] + params["b_hh"], z)
         return z
 
     def step(params, h, proj_t):
@@ -264,7 +272,7 @@ def lstm(hidden_size: int, *, proj_size: int = 0, peephole: bool = False, layer_
         if layer_norm:
             return _layer_norm(z, params["ln_ih_scale"], params.get("ln_ih_bias"))
         if bias:
-            z = z + (params["b_ih"] + params["b_hh"]).astype(z.dtype)
+            z = z + _bcast(params["b_ih"] + params["b_hh"], z)
         return z
 
     def step(params, carry: LSTMState, proj_t):
@@ -276,11 +284,11 @@ def lstm(hidden_size: int, *, proj_size: int = 0, peephole: bool = False, layer_
         z = proj_t.astype(acc) + zh
         zi, zf, zg, zo = jnp.split(z, 4, axis=-1)  # 4 x [..., H]
         if peephole:
-            zi = zi + params["w_ci"].astype(acc) * c
-            zf = zf + params["w_cf"].astype(acc) * c
+            zi = zi + _bcast(params["w_ci"], c) * c
+            zf = zf + _bcast(params["w_cf"], c) * c
         c_new = jax.nn.sigmoid(zf) * c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
         if peephole:
-            zo = zo + params["w_co"].astype(acc) * c_new
+            zo = zo + _bcast(params["w_co"], c_new) * c_new
         c_out = _layer_norm(c_new, params["ln_c_scale"], params.get("ln_c_bias")) if layer_norm else c_new
         h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_out)  # [..., H]
         if proj_size:
@@ -330,7 +338,7 @@ def gru(hidden_size: int, *, variant: str = "pytorch", bias: bool = True, initia
             b_hh = params["b_hh"]
             if variant == "pytorch":  # b_hn stays inside r * (h W_hn + b_hn)
                 b_hh = b_hh.at[2 * H:].set(0)
-            z = z + (params["b_ih"] + b_hh).astype(z.dtype)
+            z = z + _bcast(params["b_ih"] + b_hh, z)
         return z
 
     def step(params, h, proj_t):
@@ -341,7 +349,7 @@ def gru(hidden_size: int, *, variant: str = "pytorch", bias: bool = True, initia
             zh = _matmul(h, w_hh, cdt(params)).astype(acc)  # [..., 3H]
             hn = zh[..., 2 * H:]  # [..., H]
             if bias:
-                hn = hn + params["b_hh"][2 * H:].astype(acc)
+                hn = hn + _bcast(params["b_hh"][2 * H:], hn)
             r = jax.nn.sigmoid(proj_t[..., :H] + zh[..., :H])
             z = jax.nn.sigmoid(proj_t[..., H:2 * H] + zh[..., H:2 * H])
             n = jnp.tanh(proj_t[..., 2 * H:] + r * hn)

@@ -62,6 +62,10 @@ class _RNNBase:
             v = getattr(self, name)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {v}")
+        # one canonical form per dtype, so equal specs hash equally (specs are jit static arguments)
+        object.__setattr__(self, "param_dtype", jnp.dtype(self.param_dtype))
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
         self.cell(0)  # validates the cell's own arguments now rather than at init
 
     # --- to be provided by subclasses
