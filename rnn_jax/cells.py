@@ -335,7 +335,7 @@ def gru(hidden_size: int, *, variant: str = "pytorch", bias: bool = True, initia
     def project_inputs(params, xs):
         z = _matmul(xs, params["w_ih"], cdt(params))  # [..., 3H]
         if bias:
-            b_hh = params["b_hh"]
+            b_hh = jnp.asarray(params["b_hh"])
             if variant == "pytorch":  # b_hn stays inside r * (h W_hn + b_hn)
                 b_hh = b_hh.at[2 * H:].set(0)
             z = z + _bcast(params["b_ih"] + b_hh, z)

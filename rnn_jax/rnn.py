@@ -77,6 +77,11 @@ class _RNNBase:
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def has_dropout(self) -> bool:
+        """Whether any dropout or zoneout rate is > 0 (apply then needs a key unless deterministic)."""
+        return any(r > 0 for r in (self.dropout, self.input_dropout, self.recurrent_dropout, self.zoneout))
+
     def cell(self, layer: int = 0) -> cells_lib.Cell:
         """Returns the `Cell` of every direction of `layer` (all layers share hyperparameters)."""
         del layer
@@ -90,15 +95,15 @@ class _RNNBase:
     def layer_input_size(self, layer: int) -> int:
         return self.input_size if layer == 0 else self.output_size * self.num_directions
 
+    def init_layer(self, key, layer: int) -> dict:
+        """Returns one layer's parameters, ``{'forward': cell_params[, 'backward': cell_params]}``."""
+        cell = self.cell(layer)
+        ks = jax.random.split(key, self.num_directions)
+        return {d: cell.init(kd, self.layer_input_size(layer)) for d, kd in zip(DIRECTIONS, ks)}
+
     def init(self, key) -> list:
         """Returns the parameters: a list (one per layer) of ``{'forward': ..., 'backward': ...}`` dicts."""
-        params = []
-        for layer, k in enumerate(jax.random.split(key, self.num_layers)):
-            cell = self.cell(layer)
-            ks = jax.random.split(k, self.num_directions)
-            params.append({d: cell.init(kd, self.layer_input_size(layer))
-                           for d, kd in zip(DIRECTIONS, ks)})
-        return params
+        return [self.init_layer(k, layer) for layer, k in enumerate(jax.random.split(key, self.num_layers))]
 
     # --- running
     def _split_state(self, initial_state, batch_shape):
@@ -158,8 +163,7 @@ class _RNNBase:
             lengths = check_lengths(lengths, B, T)
         if len(params) != self.num_layers:
             raise ValueError(f"params must hold {self.num_layers} layers, got {len(params)}")
-        rates = (self.dropout, self.input_dropout, self.recurrent_dropout, self.zoneout)
-        if not deterministic and any(r > 0 for r in rates) and dropout_key is None:
+        if not deterministic and self.has_dropout and dropout_key is None:
             raise ValueError("dropout_key is required when deterministic=False and a dropout rate is > 0")
 
         carries = self._split_state(initial_state, (B,))
