@@ -39,6 +39,8 @@ def from_torch(module, *, dtype=None, param_dtype=None):
     """
     torch = _torch()
     nn = torch.nn
+    if not isinstance(module, (nn.RNN, nn.LSTM, nn.GRU)):
+        raise TypeError(f"module must be a torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
     common = dict(num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
                   dropout=float(module.dropout), bidirectional=module.bidirectional)
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
@@ -48,10 +50,8 @@ def from_torch(module, *, dtype=None, param_dtype=None):
         spec = LSTM(module.input_size, module.hidden_size, proj_size=module.proj_size, **common)
     elif isinstance(module, nn.GRU):
         spec = GRU(module.input_size, module.hidden_size, **common)
-    elif isinstance(module, nn.RNN):
-        spec = RNN(module.input_size, module.hidden_size, nonlinearity=module.nonlinearity, **common)
     else:
-        raise TypeError(f"module must be a torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
+        spec = RNN(module.input_size, module.hidden_size, nonlinearity=module.nonlinearity, **common)
     params = []
     for layer in range(spec.num_layers):
         layer_params = {}
@@ -99,8 +99,7 @@ def to_torch(spec, params):
             for ours, theirs in _NAMES:
                 if ours in p:
                     w = np.asarray(p[ours])
-                    state[theirs + _suffix(layer, d)] = torch.from_numpy(np.ascontiguousarray(
-                        w.T if w.ndim == 2 else w))
+                    state[theirs + _suffix(layer, d)] = torch.tensor(np.array(w.T if w.ndim == 2 else w))
     first = next(iter(state.values()))
     module = module.to(first.dtype)
     module.load_state_dict(state, strict=True)
