@@ -52,6 +52,7 @@ class _RNNBase:
     unroll: int = 1
     checkpoint: bool = False
     hoist_inputs: bool = True
+    fused_backward: bool = True
 
     def __post_init__(self):
         for name in ("input_size", "hidden_size", "num_layers"):
@@ -180,7 +181,7 @@ class _RNNBase:
                     reverse=d == 1, time_major=True, unroll=self.unroll, checkpoint=self.checkpoint,
                     hoist_inputs=self.hoist_inputs, input_dropout=self.input_dropout,
                     recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout, dropout_key=k,
-                    deterministic=deterministic)
+                    deterministic=deterministic, fused_backward=self.fused_backward)
                 outs.append(ys)  # [T, B, H_out]
                 finals.append(final)
             x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)  # [T, B, D*H_out]

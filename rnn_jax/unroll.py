@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells import Cell, LSTMState
+from rnn_jax.fused import fused_scan, split_params
 from rnn_jax.sequence import check_lengths
 
 Array = jax.Array
@@ -57,7 +58,7 @@ def _with_h(carry, h):
 def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = False, time_major: bool = False,
            unroll: int = 1, *, mask=None, checkpoint: bool = False, hoist_inputs: bool = True,
            input_dropout: float = 0.0, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
-           dropout_key=None, deterministic: bool = True):
+           dropout_key=None, deterministic: bool = True, fused_backward: bool = True):
     """Returns ``(final_carry, outputs)``: `cell` run over `xs` with `lax.scan`.
 
     Args:
@@ -81,6 +82,10 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
         this probability at each step; at evaluation the expectation is used.
       dropout_key: PRNG key, required when a rate is > 0 and not `deterministic`.
       deterministic: disables dropout (zoneout then uses its expectation).
+      fused_backward: differentiate with `rnn_jax.fused.fused_scan` (weight gradients as one matmul after
+        the backward loop) where it applies: a cell with a ``tail``, hoisted inputs, no checkpointing,
+        no zoneout and no recurrent dropout in training. Otherwise, or when False, plain autodiff of
+        the scan. Both compute the same function.
 
     Returns:
       final_carry (batch shape ``[B]``) and outputs ``[B, T, output_size]`` (``[T, B, ...]`` if time_major),
@@ -94,7 +99,7 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
         final, ys = unroll_fn(cell, params, xs[None], add(lengths), carry_b, reverse, False, unroll, mask=mask_b,
                               checkpoint=checkpoint, hoist_inputs=hoist_inputs, input_dropout=input_dropout,
                               recurrent_dropout=recurrent_dropout, zoneout=zoneout, dropout_key=dropout_key,
-                              deterministic=deterministic)
+                              deterministic=deterministic, fused_backward=fused_backward)
         return jax.tree.map(lambda c: c[0], final), ys[0]
     if xs.ndim != 3:
         layout = "[time, batch, features]" if time_major else "[batch, time, features]"
@@ -138,6 +143,11 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
         rec_mask = _dropout_mask(keys[1], recurrent_dropout, h0.shape, h0.dtype)  # [B, H_out]
 
     seq = cell.project_inputs(params, xs) if hoist_inputs else xs  # [T, B, G*H] or [T, B, I]
+    if (fused_backward and cell.tail is not None and hoist_inputs and not checkpoint and rec_mask is None
+            and zoneout == 0):
+        tparams, w_hh = split_params(params)
+        final, ys = fused_scan(cell, tparams, w_hh, seq, carry, valid, reverse, unroll)  # ys [T, B, O]
+        return final, (ys if time_major else jnp.swapaxes(ys, 0, 1))
     scanned = {"x": seq}
     if valid is not None:
         scanned["valid"] = valid

@@ -1,0 +1,126 @@
+"""The fused backward pass (rnn_jax.fused) against plain autodiff of the scan, and against PyTorch.
+
+PyTorch gradient parity of the default (fused) path is in tests/interop/test_torch.py; here every cell
+with a tail is compared with ``fused_backward=False`` on what PyTorch lacks: peepholes, layer norm, masks
+with holes, reverse with a given carry, unbatched inputs and a float64 finite-difference check.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.test_util import check_grads
+
+from rnn_jax import cells, unroll
+from rnn_jax.fused import fused_scan, split_params
+from tests.conftest import assert_close
+
+B, T, I, H = 3, 5, 4, 6
+
+CELLS = {
+    "elman_relu": lambda **kw: cells.elman(H, nonlinearity="relu", **kw),
+    "lstm": lambda **kw: cells.lstm(H, **kw),
+    "lstm_proj": lambda **kw: cells.lstm(H, proj_size=2, **kw),
+    "lstm_peephole_ln": lambda **kw: cells.lstm(H, peephole=True, layer_norm=True, **kw),
+    "gru": lambda **kw: cells.gru(H, **kw),
+    "gru_nobias": lambda **kw: cells.gru(H, bias=False, **kw),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _grad_fn(name, fused, reverse, use_mask):
+    cell = CELLS[name]()
+
+    def loss(params, xs, carry, w, valid):
+        kw = dict(mask=valid) if use_mask else dict(lengths=valid)
+        final, ys = unroll(cell, params, xs, carry=carry, reverse=reverse, fused_backward=fused, **kw)
+        return jnp.sum(ys * w) + sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(final))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+
+
+def _inputs(name):
+    cell = CELLS[name]()
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    carry = jax.tree.map(lambda a: 0.3 + 0.1 * jnp.ones_like(a), cell.initial_carry((B,)))
+    w = jax.random.normal(jax.random.key(2), (B, T, cell.output_size))
+    return params, xs, carry, w
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("valid", ["lengths", "holes"])
+def test_fused_gradients_equal_autodiff(name, reverse, valid):
+    params, xs, carry, w = _inputs(name)
+    if valid == "lengths":
+        v = jnp.array([5, 2, 0], jnp.int32)
+    else:  # a mask with holes: held steps in the middle of a sequence
+        v = jnp.array([[1, 0, 1, 1, 0], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool)
+    use_mask = valid == "holes"
+    got = _grad_fn(name, True, reverse, use_mask)(params, xs, carry, w, v)
+    want = _grad_fn(name, False, reverse, use_mask)(params, xs, carry, w, v)
+    assert_close(got, want, "grad")
+
+
+def test_fused_path_is_taken_and_matches_the_primal():
+    """The custom VJP really runs (a different jaxpr), and its primal output is the plain scan's."""
+    cell = CELLS["lstm"]()
+    params, xs, carry, _ = _inputs("lstm")
+    fused = jax.make_jaxpr(lambda p: unroll(cell, p, xs, carry=carry))(params)
+    plain = jax.make_jaxpr(lambda p: unroll(cell, p, xs, carry=carry, fused_backward=False))(params)
+    assert "custom_vjp_call" in str(fused) and "custom_vjp_call" not in str(plain)
+    assert_close(unroll(cell, params, xs, carry=carry), unroll(cell, params, xs, carry=carry, fused_backward=False),
+                 "exact")
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_fused_scan_check_grads_float64(name):
+    """Finite differences in float64 on the custom VJP itself (params, projected inputs, carry)."""
+    with jax.enable_x64(True):
+        cell = CELLS[name](param_dtype=jnp.float64)
+        tparams, w_hh = split_params(cell.init(jax.random.key(0), I))
+        proj = jax.random.normal(jax.random.key(1), (T, 2, cell.num_gates * H), jnp.float64)
+        carry = jax.tree.map(lambda a: jnp.full(a.shape, 0.2, jnp.float64), cell.initial_carry((2,)))
+        valid = jnp.array([[True, True]] * 3 + [[True, False]] * 2)  # [T, B]
+
+        def f(tp, w, p, c):
+            final, ys = fused_scan(cell, tp, w, p, c, valid, False, 1)
+            return jnp.sum(jnp.tanh(ys)) + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final))
+
+        check_grads(f, (tparams, w_hh, proj, carry), order=1, modes=("rev",))
+
+
+def test_unbatched_and_bfloat16_follow_autodiff():
+    cell = cells.lstm(H, dtype=jnp.bfloat16)
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (T, I))  # unbatched
+
+    def loss(p, fused):
+        _, ys = unroll(cell, p, xs, lengths=3, fused_backward=fused)
+        return jnp.sum(ys.astype(jnp.float32) ** 2)
+
+    got = jax.grad(loss)(params, True)
+    want = jax.grad(loss)(params, False)
+    assert jax.tree.map(lambda a: a.dtype, got) == jax.tree.map(lambda a: a.dtype, params)
+    assert_close(got, want, "bf16")
+
+
+@pytest.mark.parametrize("option", [dict(zoneout=0.2), dict(checkpoint=True), dict(hoist_inputs=False)])
+def test_options_outside_the_fused_path_still_differentiate(option):
+    """Zoneout, checkpointing and unhoisted inputs use autodiff; their gradients equal the fused ones."""
+    cell = CELLS["gru"]()
+    params, xs, carry, w = _inputs("gru")
+    lengths = jnp.array([5, 2, 0], jnp.int32)
+
+    def loss(p, **kw):
+        _, ys = unroll(cell, p, xs, lengths, carry, **kw)
+        return jnp.sum(ys * w)
+
+    got = jax.grad(functools.partial(loss, **option))(params)
+    if "zoneout" in option:  # deterministic zoneout mixes carries: compare with its own autodiff
+        want = jax.grad(functools.partial(loss, fused_backward=False, **option))(params)
+    else:
+        want = jax.grad(loss)(params)
+    assert_close(got, want, "grad")
