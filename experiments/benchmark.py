@@ -1,26 +1,53 @@
-"""Benchmarks rnn_jax against Flax linen, Flax nnx and PyTorch recurrent layers in one process run.
+"""Benchmarks rnn_jax against Flax linen, Flax nnx, PyTorch and JAX's cuDNN LSTM in one process run.
 
-Command (defaults: LSTM, train mode, sizes 32x100x128x256 and 16x200x64x128, 5 timed repeats)::
+Commands (runtimes on the 2-core dev machine)::
 
-    python -m experiments.benchmark [--cells=lstm,gru,rnn] [--sizes=BxTxIxH,...] [--layers=1]
-        [--bidirectional] [--mode=train|forward] [--repeats=5] [--warmup=2]
-        [--peers=rnn_jax,flax_linen,flax_nnx,torch] [--json_out=PATH] [--quick]
+    python -m experiments.benchmark --out_dir=/tmp/bench         # the issue's grid (7 configs x 5 peers)
+    python -m experiments.benchmark --long --out_dir=/tmp/long   # LSTM 8x10000x128x128, checkpoint off/on: ~25 s
+    python -m experiments.benchmark --quick --out_dir=/tmp/bq    # the grid's shapes at 4x8x8x16: ~30 s
 
-Every peer runs the same float32 inputs ``x [B, T, I]`` (batch-first) through a stack of ``--layers``
-layers of hidden size H. ``--mode=train`` times one training step (forward, loss = mean of the outputs
-squared, gradients wrt all parameters, an SGD update); ``--mode=forward`` times the forward pass only
-(PyTorch under ``torch.inference_mode()``). JAX steps are ``jax.jit``-compiled once (the ``compile``
-column: trace, lower and compile; for PyTorch, the first call), run ``--warmup`` times, then timed
-``--repeats`` times, each call ending in ``jax.block_until_ready``. ``--quick`` swaps in tiny sizes
-and 2 repeats (for tests and a demo run in seconds).
+Other flags: ``--cells=lstm,gru,rnn --sizes=BxTxIxH,... --layers=N --bidirectional`` build a custom grid
+(their product; setting any implies ``--grid=custom``); ``--lengths=fixed|variable``,
+``--dtype=float32|bfloat16``, ``--mode=train|forward``, ``--repeats=5``, ``--warmup=2``, ``--peers``
+(default all five: rnn_jax, flax_linen, flax_nnx, torch, jax_experimental_rnn; rnn_jax variants such as
+``rnn_jax:hoist_inputs=false,unroll=2`` override any spec field, see `bench_lib.peers`),
+``--torch_threads`` (0: all CPUs), ``--long_size=BxTxIxH`` and ``--roofline_n=2048``.
 
-It prints the machine, then one row per (cell, size, peer)::
+The default grid (`bench_lib.workload.DEFAULT_GRID`, one `Case` per row holding cell, size, layers and
+direction) is LSTM at 32x100x128x256, 16x200x64x128, 64x50x256x512 and 128x35x650x650 (B x T x I x H);
+GRU and Elman RNN at 32x100x128x256; a 2-layer bidirectional LSTM at 32x100x128x256. Each row times one
+step (``--mode=train``: forward, mean-square loss over real tokens, gradients, SGD update;
+``--mode=forward``: the forward pass) of every peer on the same float32 inputs. ``--lengths=variable``
+gives each batch lengths drawn once (seed 1) uniform in [T/4, T] with at least one full-length sequence:
+JAX peers get them as masks (``lengths`` / ``seq_lengths``), PyTorch packs (``pack_padded_sequence``,
+``enforce_sorted=False``). bfloat16 means bfloat16 compute with float32 parameters: rnn_jax spec
+``dtype``, Flax ``dtype``, PyTorch ``torch.autocast`` (on CPU it covers LSTM only; the row's note says
+when GRU/RNN stayed float32). ``--quick`` runs the grid's shapes at 4x8x8x16, 2 repeats, 1 warm-up.
 
-    cell  size (BxTxIxH)  peer        compile s  median ms  min-max ms     tokens/s  x torch  x best flax
+Timing: JAX steps are compiled ahead of time (``compile s``: trace, lower, compile; for PyTorch, its
+first call), run ``--warmup`` rounds, then ``--repeats`` timed rounds interleaved round-robin across the
+peers of the row (A, B, C, A, B, C, ...) so machine drift hits all alike. It prints a machine line (CPU,
+cores, versions, backend, torch device and threads), the run line with the roofline (best GFLOP/s of a
+jitted ``roofline_n``^3 matmul in the run's dtype), then a row per configuration and peer, e.g. (--quick)::
 
-where tokens/s = B*T / median and the two ratios are that peer's tokens/s over torch's and over the
-faster of the two Flax peers (>1: faster). ``--json_out`` also writes ``{"machine": ..., "config": ...,
-"rows": [...]}``.
+  config         peer                  compile s  median ms   min-max ms   tokens/s  GFLOP/s  pct roof  x torch  x best flax
+  lstm 4x8x8x16  rnn_jax                    0.93       3.07    2.60-3.55     10,421      0.1       0.1     0.46         0.13
+  lstm 4x8x8x16  jax_experimental_rnn  unavailable: AttributeError: ... (needs cuDNN; JAX backend is cpu)
+
+tokens/s counts real tokens (sum of lengths) per median step; GFLOP/s is the recurrent layers' matmul
+FLOP count (`bench_lib.flops`: forward 2*N*(I_l+H_rec)*G*H per layer and direction, training 3x) over
+the median step, pct roof its percentage of the roofline; the ratios are tokens/s over torch's and over the
+faster Flax peer's, same configuration (>1: faster). A peer that cannot run here (jax_experimental_rnn
+off GPU, or on GRU/RNN; torch where not installed) is a row ``unavailable: <reason>``, never skipped.
+
+``--long`` instead trains the rnn_jax LSTM (and any rnn_jax variants in ``--peers``) at ``--long_size``
+with ``checkpoint=False`` and ``True``, each case in its own subprocess, and prints per case the step
+time, XLA's temp memory (``compiled.memory_analysis()``), the RSS before the step, its peak during the
+step and the rise, the process's ``ru_maxrss`` and (GPU) the device's peak (see `bench_lib.long_seq`).
+
+``--out_dir`` receives results.json (machine, config, roofline, rows), results.md (the machine line,
+the run line and the table) and results.png (tokens/s per configuration and peer, log scale; in long
+mode, memory and step time per case).
 """
 
 from __future__ import annotations
@@ -28,283 +55,323 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
-import statistics
-import time
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
-from absl import app, flags, logging
-import flax
-from flax import linen, nnx
-import jax
-import jax.numpy as jnp
-import numpy as np
+from absl import app, flags
 
-import rnn_jax
+from experiments.bench_lib import flops as flops_lib
+from experiments.bench_lib import long_seq, peers as peers_lib, timing
+from experiments.bench_lib.workload import (CELLS, DEFAULT_GRID, DTYPES, LENGTHS, MODES, QUICK_SIZE, Case, Size,
+                                            make_workload, parse_size)
 
-CELLS = ("lstm", "gru", "rnn")
-MODES = ("train", "forward")
-FLAX_PEERS = ("flax_linen", "flax_nnx")
-LEARNING_RATE = 1e-3
+FLAGS = flags.FLAGS
+CUSTOM_GRID_FLAGS = ("cells", "sizes", "layers", "bidirectional")
 
-_CELLS = flags.DEFINE_list("cells", ["lstm"], f"Cells to benchmark, from {CELLS}.")
-_SIZES = flags.DEFINE_list("sizes", ["32x100x128x256", "16x200x64x128"], "Sizes as BxTxIxH (batch, time, "
-                           "input size, hidden size).")
-_LAYERS = flags.DEFINE_integer("layers", 1, "Number of stacked layers.")
-_BIDIRECTIONAL = flags.DEFINE_bool("bidirectional", False, "Bidirectional layers.")
+_GRID = flags.DEFINE_enum("grid", "default", ["default", "custom"], "default: the issue's grid; custom: the "
+                          "product of --cells, --sizes, --layers, --bidirectional (implied by setting any).")
+_CELLS = flags.DEFINE_list("cells", ["lstm"], f"Custom grid: cells, from {CELLS}.")
+_SIZES = flags.DEFINE_list("sizes", ["32x100x128x256"], "Custom grid: sizes as BxTxIxH.")
+_LAYERS = flags.DEFINE_integer("layers", 1, "Custom grid: stacked layers.")
+_BIDIRECTIONAL = flags.DEFINE_bool("bidirectional", False, "Custom grid: bidirectional layers.")
+_LENGTHS = flags.DEFINE_enum("lengths", "fixed", LENGTHS, "fixed: full-length batches; variable: lengths "
+                             "uniform in [T/4, T] (masks for JAX peers, packing for PyTorch).")
+_DTYPE = flags.DEFINE_enum("dtype", "float32", DTYPES, "Compute dtype (parameters stay float32).")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "train: one SGD step; forward: the forward pass only.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per row.")
-_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
-_PEERS = flags.DEFINE_list("peers", ["rnn_jax", "flax_linen", "flax_nnx", "torch"], "Implementations to time.")
-_JSON_OUT = flags.DEFINE_string("json_out", None, "Optional path of a JSON file with the machine and rows.")
-_QUICK = flags.DEFINE_bool("quick", False, "Tiny sizes and 2 repeats (tests, demos).")
-
-QUICK_SIZES = ("4x8x8x16",)
-
-
-class Size(NamedTuple):
-    batch: int
-    time: int
-    input: int
-    hidden: int
-
-    def __str__(self):
-        return "x".join(map(str, self))
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds per configuration.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed rounds after compilation.")
+_PEERS = flags.DEFINE_string("peers", ",".join(peers_lib.DEFAULT_PEERS), "Comma-separated peers; rnn_jax "
+                             "variants as rnn_jax:field=value,field=value (e.g. rnn_jax:hoist_inputs=false,unroll=2).")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Directory for results.json, results.md and results.png.")
+_QUICK = flags.DEFINE_bool("quick", False, "Tiny sizes, 2 repeats, 1 warm-up (tests, demos).")
+_LONG = flags.DEFINE_bool("long", False, "Run the long-sequence study instead of the grid.")
+_LONG_SIZE = flags.DEFINE_string("long_size", str(long_seq.LONG_SIZE), "Long study: BxTxIxH.")
+_TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op threads (0: all CPUs); XLA:CPU "
+                                      "uses all CPUs.")
+_ROOFLINE_N = flags.DEFINE_integer("roofline_n", 2048, "Side of the square matmul that measures the roofline.")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    cells: tuple[str, ...] = ("lstm",)
-    sizes: tuple[Size, ...] = (Size(32, 100, 128, 256), Size(16, 200, 64, 128))
-    layers: int = 1
-    bidirectional: bool = False
+    cases: tuple[Case, ...] = DEFAULT_GRID
     mode: str = "train"
+    dtype: str = "float32"
+    lengths: str = "fixed"
     repeats: int = 5
     warmup: int = 2
-    peers: tuple[str, ...] = ("rnn_jax", "flax_linen", "flax_nnx", "torch")
-
-
-def parse_size(text: str) -> Size:
-    """Returns the `Size` written as ``BxTxIxH``, e.g. ``32x100x128x256``."""
-    parts = text.strip().lower().split("x")
-    if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f"a size must be BxTxIxH with four positive integers, e.g. 32x100x128x256, got {text!r}")
-    return Size(*map(int, parts))
-
-
-class Timing(NamedTuple):
-    compile_s: float
-    times_s: list[float]
-
-
-# --------------------------------------------------------------------------- JAX peers
-
-
-def _time_jax(apply: Callable, params, x, config: Config) -> Timing:
-    """Times ``apply(params, x) -> outputs [B, T, D*H]`` (forward) or a jitted SGD step on it (train)."""
-    if config.mode == "train":
-        def step(p, x):
-            loss, grads = jax.value_and_grad(lambda p: jnp.mean(jnp.square(apply(p, x))))(p)
-            return jax.tree.map(lambda w, g: w - LEARNING_RATE * g, p, grads), loss
-        fn = jax.jit(step, donate_argnums=0)  # params are threaded through, as in a training loop
-    else:
-        fn = jax.jit(lambda p, x: (p, apply(p, x)))
-    start = time.perf_counter()
-    compiled = fn.lower(params, x).compile()
-    compile_s = time.perf_counter() - start
-    for _ in range(config.warmup):
-        params, out = jax.block_until_ready(compiled(params, x))
-    times = []
-    for _ in range(config.repeats):
-        start = time.perf_counter()
-        params, out = jax.block_until_ready(compiled(params, x))
-        times.append(time.perf_counter() - start)
-    return Timing(compile_s, times)
-
-
-def bench_rnn_jax(cell: str, size: Size, x: np.ndarray, config: Config) -> Timing:
-    spec_cls = {"lstm": rnn_jax.LSTM, "gru": rnn_jax.GRU, "rnn": rnn_jax.RNN}[cell]
-    spec = spec_cls(size.input, size.hidden, config.layers, batch_first=True, bidirectional=config.bidirectional)
-    params = spec.init(jax.random.key(0))
-    return _time_jax(lambda p, x: spec.apply(p, x)[0], params, jnp.asarray(x), config)
-
-
-def bench_flax_linen(cell: str, size: Size, x: np.ndarray, config: Config) -> Timing:
-    cell_cls = {"lstm": linen.OptimizedLSTMCell, "gru": linen.GRUCell, "rnn": linen.SimpleCell}[cell]
-
-    def layer():
-        if config.bidirectional:
-            return linen.Bidirectional(linen.RNN(cell_cls(size.hidden)), linen.RNN(cell_cls(size.hidden)))
-        return linen.RNN(cell_cls(size.hidden))
-
-    model = linen.Sequential([layer() for _ in range(config.layers)])
-    x = jnp.asarray(x)
-    params = model.init(jax.random.key(0), x)
-    return _time_jax(model.apply, params, x, config)
-
-
-def bench_flax_nnx(cell: str, size: Size, x: np.ndarray, config: Config) -> Timing:
-    cell_cls = {"lstm": nnx.OptimizedLSTMCell, "gru": nnx.GRUCell, "rnn": nnx.SimpleCell}[cell]
-    rngs = nnx.Rngs(0)
-    width = size.hidden * (2 if config.bidirectional else 1)
-
-    def layer(in_features):
-        rnn = lambda: nnx.RNN(cell_cls(in_features, size.hidden, rngs=rngs), rngs=rngs)
-        return nnx.Bidirectional(rnn(), rnn(), rngs=rngs) if config.bidirectional else rnn()
-
-    model = nnx.Sequential(*[layer(size.input if i == 0 else width) for i in range(config.layers)])
-    # The functional split/merge inside jax.jit: the fastest way to run an nnx module under a jitted step.
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    return _time_jax(lambda p, x: nnx.merge(graphdef, p, rest, copy=True)(x), params, jnp.asarray(x), config)
-
-
-# --------------------------------------------------------------------------- PyTorch
-
-
-def _torch():
-    """Returns the torch module, or None where it is not installed."""
-    try:
-        import torch  # pylint: disable=g-import-not-at-top
-    except ImportError:
-        return None
-    torch.set_num_threads(_num_cpus())
-    return torch
-
-
-def bench_torch(cell: str, size: Size, x: np.ndarray, config: Config) -> Timing:
-    torch = _torch()
-    torch.manual_seed(0)
-    module_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-    model = module_cls(size.input, size.hidden, config.layers, batch_first=True,
-                       bidirectional=config.bidirectional)
-    x = torch.from_numpy(x)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-
-    def call():
-        if config.mode == "forward":
-            with torch.inference_mode():
-                return model(x)[0]
-        optimizer.zero_grad(set_to_none=True)
-        loss = model(x)[0].square().mean()
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    start = time.perf_counter()
-    call()
-    compile_s = time.perf_counter() - start  # PyTorch is eager: the first call, for comparison
-    for _ in range(config.warmup):
-        call()
-    times = []
-    for _ in range(config.repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return Timing(compile_s, times)
-
-
-PEERS = {"rnn_jax": bench_rnn_jax, "flax_linen": bench_flax_linen, "flax_nnx": bench_flax_nnx,
-         "torch": bench_torch}
-
-
-# --------------------------------------------------------------------------- running and reporting
-
-
-def _num_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def machine_info() -> dict:
-    """Returns the platform, CPU count, library versions and JAX device kind."""
-    cpu = platform.processor()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-    torch = _torch()
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": _num_cpus(),
-            "python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-            "numpy": np.__version__, "jax_backend": jax.default_backend(),
-            "device_kind": jax.devices()[0].device_kind,
-            "torch": torch.__version__ if torch else None,
-            "torch_threads": torch.get_num_threads() if torch else None}
-
-
-def add_ratios(rows: list[dict]) -> list[dict]:
-    """Returns `rows` with ``vs_torch`` and ``vs_best_flax``: tokens/s over that of the reference peer."""
-    for row in rows:
-        group = [r for r in rows if (r["cell"], r["size"]) == (row["cell"], row["size"])]
-        torch_tps = [r["tokens_per_s"] for r in group if r["peer"] == "torch"]
-        flax_tps = [r["tokens_per_s"] for r in group if r["peer"] in FLAX_PEERS]
-        row["vs_torch"] = row["tokens_per_s"] / torch_tps[0] if torch_tps else None
-        row["vs_best_flax"] = row["tokens_per_s"] / max(flax_tps) if flax_tps else None
-    return rows
-
-
-def run(config: Config) -> list[dict]:
-    """Returns one row per (cell, size, peer): timings in seconds, tokens/s and the ratios."""
-    for peer in config.peers:
-        if peer not in PEERS:
-            raise ValueError(f"peers must be among {tuple(PEERS)}, got {peer!r}")
-    for cell in config.cells:
-        if cell not in CELLS:
-            raise ValueError(f"cells must be among {CELLS}, got {cell!r}")
-    peers = [p for p in config.peers if p != "torch" or _torch() is not None]
-    if len(peers) < len(config.peers):
-        logging.warning("torch is not importable: skipping the torch peer")
-    rows = []
-    for cell in config.cells:
-        for size in config.sizes:
-            x = np.random.default_rng(0).standard_normal(
-                (size.batch, size.time, size.input)).astype(np.float32)  # [B, T, I]
-            for peer in peers:
-                timing = PEERS[peer](cell, size, x, config)
-                median = statistics.median(timing.times_s)
-                rows.append({"cell": cell, "size": str(size), "peer": peer, "mode": config.mode,
-                             "layers": config.layers, "bidirectional": config.bidirectional,
-                             "compile_s": timing.compile_s, "median_s": median, "min_s": min(timing.times_s),
-                             "max_s": max(timing.times_s), "times_s": timing.times_s,
-                             "tokens_per_s": size.batch * size.time / median})
-                logging.info("%s %s %s: median %.2f ms", cell, size, peer, 1e3 * median)
-    return add_ratios(rows)
-
-
-def format_table(rows: Sequence[dict]) -> str:
-    """Returns the rows as a fixed-width text table."""
-    ratio = lambda v: "-" if v is None else f"{v:.2f}"
-    lines = [f"{'cell':5} {'size (BxTxIxH)':15} {'peer':10} {'compile s':>9} {'median ms':>10} "
-             f"{'min-max ms':>15} {'tokens/s':>11} {'x torch':>8} {'x best flax':>11}"]
-    for r in rows:
-        span = f"{1e3 * r['min_s']:.2f}-{1e3 * r['max_s']:.2f}"
-        lines.append(f"{r['cell']:5} {r['size']:15} {r['peer']:10} {r['compile_s']:9.2f} "
-                     f"{1e3 * r['median_s']:10.2f} {span:>15} {r['tokens_per_s']:11.0f} "
-                     f"{ratio(r['vs_torch']):>8} {ratio(r['vs_best_flax']):>11}")
-    return "\n".join(lines)
+    peers: tuple[str, ...] = peers_lib.DEFAULT_PEERS
+    roofline_n: int = 2048
+    long: bool = False
+    long_size: Size = long_seq.LONG_SIZE
+    torch_threads: int = 0
 
 
 def config_from_flags() -> Config:
     """Returns the `Config` the command-line flags describe."""
-    return Config(cells=tuple(c.lower() for c in _CELLS.value),
-                  sizes=tuple(parse_size(s) for s in (QUICK_SIZES if _QUICK.value else _SIZES.value)),
-                  layers=_LAYERS.value, bidirectional=_BIDIRECTIONAL.value, mode=_MODE.value,
-                  repeats=2 if _QUICK.value else _REPEATS.value, warmup=_WARMUP.value,
-                  peers=tuple(_PEERS.value))
+    custom = [n for n in CUSTOM_GRID_FLAGS if FLAGS[n].present]
+    grid = "custom" if custom and not FLAGS["grid"].present else _GRID.value
+    if grid == "default" and custom:
+        raise app.UsageError(f"--{', --'.join(custom)} describe a custom grid: drop them or pass --grid=custom")
+    if grid == "default":
+        cases = DEFAULT_GRID
+    else:
+        cases = tuple(Case(c.strip().lower(), parse_size(s), _LAYERS.value, _BIDIRECTIONAL.value)
+                      for c in _CELLS.value for s in _SIZES.value)
+    quick = _QUICK.value
+    if quick:  # the grid's shapes (cell, layers, direction) at a tiny size
+        cases = tuple(dict.fromkeys(c._replace(size=QUICK_SIZE) for c in cases))
+    return Config(cases=cases, mode=_MODE.value, dtype=_DTYPE.value, lengths=_LENGTHS.value,
+                  repeats=2 if quick else _REPEATS.value, warmup=1 if quick else _WARMUP.value,
+                  peers=tuple(peers_lib.split_peer_list(_PEERS.value)),
+                  roofline_n=256 if quick else _ROOFLINE_N.value, long=_LONG.value,
+                  long_size=long_seq.QUICK_LONG_SIZE if quick else parse_size(_LONG_SIZE.value),
+                  torch_threads=_TORCH_THREADS.value)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def check_config(config: Config) -> None:
+    """Raises ValueError naming the first unknown cell, peer or variant field of `config`."""
+    for cell in ["lstm"] if config.long else [case.cell for case in config.cases]:
+        if cell not in CELLS:
+            raise ValueError(f"cells must be among {CELLS}, got {cell!r}")
+        for peer in config.peers:
+            peers_lib.check_peer(peer, cell)
+    if len(set(config.peers)) != len(config.peers):
+        raise ValueError(f"peers must be distinct, got {config.peers}")
+    if config.long and not any(peers_lib.parse_peer(p)[0] == "rnn_jax" for p in config.peers):
+        raise ValueError(f"the long study runs rnn_jax peers (and variants), got peers {config.peers}")
+
+
+def add_ratios(rows: list[dict]) -> list[dict]:
+    """Returns `rows` with ``vs_torch`` and ``vs_best_flax``: tokens/s over the reference peer's, same config."""
+    for row in rows:
+        group = [r for r in rows if r["config"] == row["config"] and r["tokens_per_s"] is not None]
+        torch_tps = [r["tokens_per_s"] for r in group if r["peer"] == "torch"]
+        flax_tps = [r["tokens_per_s"] for r in group if r["peer"] in peers_lib.FLAX_PEERS]
+        tps = row["tokens_per_s"]
+        row["vs_torch"] = tps / torch_tps[0] if tps is not None and torch_tps else None
+        row["vs_best_flax"] = tps / max(flax_tps) if tps is not None and flax_tps else None
+    return rows
+
+
+def _case_flops(case: Case, peer: str, tokens: int, mode: str) -> int:
+    proj_size = peers_lib.parse_peer(peer)[1].get("proj_size") or 0  # a projected rnn_jax variant
+    return flops_lib.recurrent_flops(case.cell, case.size.input, case.size.hidden, tokens, layers=case.layers,
+                                     bidirectional=case.bidirectional, mode=mode, proj_size=proj_size)
+
+
+def run_case(case: Case, config: Config, roofline_gflops: float | None) -> list[dict]:
+    """Returns one row per peer for `case`: compiled together, timed round-robin, ratios within the case."""
+    w = make_workload(case, config.mode, config.dtype, config.lengths)
+    prepared, rows = {}, []
+    for peer in config.peers:
+        row = {"config": case.label, "cell": case.cell, "size": str(case.size), "layers": case.layers,
+               "bidirectional": case.bidirectional, "mode": config.mode, "dtype": config.dtype,
+               "lengths": config.lengths, "peer": peer, "status": "ok", "note": "", "compile_s": None,
+               "tokens": w.tokens, "tokens_per_s": None}
+        try:
+            prepared[peer] = peers_lib.prepare(peer, w)
+            row.update(compile_s=prepared[peer].compile_s, note=prepared[peer].note)
+        except peers_lib.Unavailable as e:
+            row["status"] = f"unavailable: {e}"
+        rows.append(row)
+    times = timing.time_interleaved({p: prep.call for p, prep in prepared.items()}, config.warmup, config.repeats)
+    for row in rows:
+        if row["peer"] in times:
+            row.update(timing.summarize(times[row["peer"]]))
+            gflop = _case_flops(case, row["peer"], w.tokens, config.mode) / 1e9
+            row.update(tokens_per_s=w.tokens / row["median_s"], gflop=gflop,
+                       gflops_per_s=gflop / row["median_s"])
+            row["roofline_fraction"] = row["gflops_per_s"] / roofline_gflops if roofline_gflops else None
+    return add_ratios(rows)
+
+
+def run(config: Config, roofline: dict | None = None,
+        on_case: Callable[[list[dict]], None] = lambda rows: None) -> tuple[dict, list[dict]]:
+    """Returns ``(roofline, rows)``: the matmul roofline (measured unless given) and one row per (case, peer)."""
+    check_config(config)
+    roofline = roofline or flops_lib.matmul_roofline(config.roofline_n, config.dtype)
+    rows = []
+    for case in config.cases:
+        case_rows = run_case(case, config, roofline["gflops_per_s"])
+        on_case(case_rows)
+        rows.extend(case_rows)
+    return roofline, rows
+
+
+def run_long(config: Config) -> list[dict]:
+    """Returns the long-study rows: each rnn_jax peer's training step without and with checkpointing.
+
+    Each case runs in its own subprocess (its memory is its own); peers other than rnn_jax are left out.
+    """
+    return [long_seq.run_in_subprocess(config.long_size, checkpoint, repeats=1 if config.repeats <= 2 else 2,
+                                       dtype=config.dtype, peer=peer)
+            for peer in config.peers if peers_lib.parse_peer(peer)[0] == "rnn_jax" for checkpoint in (False, True)]
+
+
+# --------------------------------------------------------------------------- reporting
+
+GRID_COLUMNS = ("config", "peer", "compile s", "median ms", "min-max ms", "tokens/s", "GFLOP/s", "pct roof",
+                "x torch", "x best flax")
+LONG_COLUMNS = ("peer", "checkpoint", "step s", "tokens/s", "XLA temp MB", "RSS before MB", "step peak RSS MB",
+                "step rise MB", "process peak MB", "device peak MB", "compile s")
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def grid_cells(row: dict) -> list[str]:
+    """Returns the printed cells of one grid row, in `GRID_COLUMNS` order."""
+    if row["status"] != "ok":
+        return [row["config"], row["peer"], row["status"]]
+    return [row["config"], row["peer"], _fmt(row["compile_s"], ".2f"), _fmt(1e3 * row["median_s"], ".2f"),
+            f"{1e3 * row['min_s']:.2f}-{1e3 * row['max_s']:.2f}", _fmt(row["tokens_per_s"], ",.0f"),
+            _fmt(row["gflops_per_s"], ".1f"), _fmt(100 * row["roofline_fraction"] if row["roofline_fraction"]
+                                                   is not None else None, ".1f"),
+            _fmt(row["vs_torch"], ".2f"), _fmt(row["vs_best_flax"], ".2f")]
+
+
+def long_cells(row: dict) -> list[str]:
+    """Returns the printed cells of one long-study row, in `LONG_COLUMNS` order."""
+    if row["status"] != "ok":
+        return [row["peer"], str(row["checkpoint"]), row["status"]]
+    return [row["peer"], str(row["checkpoint"]), f"{row['step_s']:.3f}", f"{row['tokens_per_s']:,.0f}",
+            _fmt(row["temp_mb"], ".0f"), _fmt(row["rss_before_mb"], ".0f"), _fmt(row["step_peak_rss_mb"], ".0f"),
+            _fmt(row["step_rise_mb"], ".0f"), f"{row['process_peak_rss_mb']:.0f}", _fmt(row["device_peak_mb"], ".0f"),
+            f"{row['compile_s']:.2f}"]
+
+
+class TextTable:
+    """Fixed-width text table: first two columns left-aligned, the rest right-aligned; short rows span."""
+
+    def __init__(self, columns: Sequence[str], widths: Sequence[int]):
+        self.columns = columns
+        self.widths = [max(len(c), w) for c, w in zip(columns, widths)]
+
+    def line(self, cells: Sequence[str]) -> str:
+        parts = [f"{c:<{w}}" if i < 2 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, self.widths))]
+        if len(cells) < len(self.columns):  # an unavailable/failed row: the status spans the rest
+            parts = parts[:-1] + [cells[-1]]
+        return "  ".join(parts).rstrip()
+
+    def header(self) -> str:
+        return self.line(self.columns)
+
+
+def grid_table(config: Config) -> TextTable:
+    width = max([len(c.label) for c in config.cases] + [6])
+    return TextTable(GRID_COLUMNS, [width, max(len(p) for p in config.peers), 9, 9, 11, 9, 7, 8, 7, 11])
+
+
+def long_table(config: Config) -> TextTable:
+    return TextTable(LONG_COLUMNS, [max(len(p) for p in config.peers), 10] + [0] * (len(LONG_COLUMNS) - 2))
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Returns a GitHub Markdown table; a short row (a status) leaves the remaining cells empty."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for cells in rows:
+        cells = list(cells) + [""] * (len(columns) - len(cells))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def config_line(config: Config, roofline: dict | None) -> str:
+    what = (f"long study: LSTM {config.long_size}, train, {config.dtype}" if config.long else
+            f"mode={config.mode} dtype={config.dtype} lengths={config.lengths} repeats={config.repeats} "
+            f"warmup={config.warmup} (interleaved)")
+    if roofline:
+        what += (f" | roofline: {roofline['gflops_per_s']:.1f} GFLOP/s ({roofline['n']}^3 {roofline['dtype']} "
+                 f"matmul, best of 5)")
+    return what
+
+
+def write_png(path: str, rows: list[dict], long: bool) -> None:
+    """Writes a bar chart: tokens/s per configuration and peer (log scale), or long-study memory and time."""
+    import matplotlib  # pylint: disable=g-import-not-at-top
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+
+    if long:
+        ok = [r for r in rows if r["status"] == "ok"]
+        names = [f"{r['peer']}\ncheckpoint={r['checkpoint']}" for r in ok]
+        fig, (ax_m, ax_t) = plt.subplots(1, 2, figsize=(10, 4))
+        pos = np.arange(len(ok))
+        for k, (key, label) in enumerate((("temp_mb", "XLA temp"), ("step_rise_mb", "RSS rise in step"))):
+            ax_m.bar(pos + 0.4 * k, [r[key] or 0 for r in ok], 0.4, label=label)
+        ax_m.set_xticks(pos + 0.2, names)
+        ax_m.set_ylabel("MB")
+        ax_m.legend()
+        ax_t.bar(pos, [r["step_s"] for r in ok], 0.5)
+        ax_t.set_xticks(pos, names)
+        ax_t.set_ylabel("train step, s")
+        fig.suptitle(f"LSTM {rows[0]['size']} (BxTxIxH), one training step")
+    else:
+        configs = list(dict.fromkeys(r["config"] for r in rows))
+        peers = list(dict.fromkeys(r["peer"] for r in rows))
+        fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(configs) * max(1, len(peers) / 4)), 5))
+        width = 0.8 / len(peers)
+        for k, peer in enumerate(peers):
+            for i, config in enumerate(configs):
+                row = next(r for r in rows if r["config"] == config and r["peer"] == peer)
+                x = i + (k - (len(peers) - 1) / 2) * width
+                if row["tokens_per_s"] is None:  # x in data, y in axes coordinates: clear of the log scale
+                    ax.text(x, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=7,
+                            transform=ax.get_xaxis_transform())
+                else:
+                    ax.bar(x, row["tokens_per_s"], width, color=f"C{k}")
+            ax.bar(0, 0, 0, color=f"C{k}", label=peer)  # legend entry, even for a peer unavailable everywhere
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(configs)), configs, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("tokens/s (log)")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f"{rows[0]['mode']} step, {rows[0]['dtype']}, {rows[0]['lengths']} lengths")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_outputs(out_dir: str, machine: dict, config: Config, roofline: dict | None, rows: list[dict]) -> None:
+    """Writes results.json, results.md and results.png to `out_dir`."""
+    os.makedirs(out_dir, exist_ok=True)
+    config_dict = dict(dataclasses.asdict(config), long_size=str(config.long_size),
+                       cases=[dict(c._asdict(), size=str(c.size)) for c in config.cases])
+    payload = {"machine": machine, "config": config_dict, "roofline": roofline, "rows": rows}
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    columns, cells = (LONG_COLUMNS, long_cells) if config.long else (GRID_COLUMNS, grid_cells)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(f"{timing.machine_line(machine)}\n\n{config_line(config, roofline)}\n\n"
+                f"{markdown_table(columns, [cells(r) for r in rows])}\n")
+    write_png(os.path.join(out_dir, "results.png"), rows, config.long)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = config_from_flags()
-    machine = machine_info()
-    print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
-    print(f"mode={config.mode} layers={config.layers} bidirectional={config.bidirectional} "
-          f"repeats={config.repeats} warmup={config.warmup} float32")
-    rows = run(config)
-    print(format_table(rows))
-    if _JSON_OUT.value:
-        payload = {"machine": machine, "config": dataclasses.asdict(config), "rows": rows}
-        with open(_JSON_OUT.value, "w") as f:
-            json.dump(payload, f, indent=2)
-        print(f"wrote {_JSON_OUT.value}")
+    check_config(config)
+    peers_lib.set_torch_threads(config.torch_threads)
+    machine = timing.machine_info()
+    print(timing.machine_line(machine), flush=True)
+    if config.long:
+        roofline, table = None, long_table(config)
+        print(config_line(config, None), flush=True)
+        print(table.header(), flush=True)
+        rows = run_long(config)
+        print("\n".join(table.line(long_cells(r)) for r in rows))
+    else:
+        roofline, table = flops_lib.matmul_roofline(config.roofline_n, config.dtype), grid_table(config)
+        print(config_line(config, roofline), flush=True)
+        print(table.header(), flush=True)
+        _, rows = run(config, roofline, on_case=lambda case_rows: print(
+            "\n".join(table.line(grid_cells(r)) for r in case_rows), flush=True))
+    if _OUT_DIR.value:
+        write_outputs(_OUT_DIR.value, machine, config, roofline, rows)
+        print(f"wrote results.json, results.md, results.png to {_OUT_DIR.value}")
 
 
 if __name__ == "__main__":
