@@ -8,9 +8,15 @@ after the loop, ``dW_hh = H_prev^T Delta`` over all ``T*B`` rows, and the input-
 (``dW_ih``, ``db``, ``dx``) is left to autodiff of the hoisted projection, again one large matmul.
 
 It applies to any cell with a ``tail`` (`rnn_jax.cells.Cell`): the step after its single recurrent
-matmul ``zh_t = h_{t-1} @ w_hh``. The forward pass stores the carries and ``zh_t``; the backward pass
-recomputes the tail's cheap elementwise work with `jax.vjp` per step. Gradients of the tail's own small
-parameters (peepholes, layer-norm gains, the GRU's ``b_hn``, an LSTM projection) accumulate in the loop.
+matmul ``zh_t = h_{t-1} @ w_hh``. The forward pass stores the projected inputs, the carries and
+``zh_t``; the backward pass recomputes the tail's cheap elementwise work with `jax.vjp` per step.
+Gradients of the tail's own small parameters (peepholes, layer-norm gains, the GRU's ``b_hn``, an LSTM
+projection) accumulate in the loop; those of the input projection come from one `jax.vjp` of
+``project_inputs`` over all steps after it.
+
+The input projection is computed either before the loop (``hoist=True``, one large matmul) or inside
+it (``hoist=False``). On a 2-core CPU the second is faster: XLA runs the step's input matmul on one core
+while the recurrent matmul, which the step must wait for, runs on the other (BUILD_NOTES.md, issue 3).
 """
 
 from __future__ import annotations
@@ -22,15 +28,13 @@ import jax.numpy as jnp
 
 from rnn_jax.cells import LSTMState, _matmul
 
-_OUTSIDE = ("w_ih", "w_hh")  # used by project_inputs / the recurrent matmul, not by the tail
-
 
 def _h(carry):
     return carry.h if isinstance(carry, LSTMState) else carry
 
 
-def _compute_dtype(cell, w_hh):
-    return cell.dtype if cell.dtype is not None else w_hh.dtype
+def _compute_dtype(cell, params):
+    return cell.dtype if cell.dtype is not None else params["w_hh"].dtype
 
 
 def _masked(new, old, v):
@@ -38,48 +42,69 @@ def _masked(new, old, v):
     return jax.tree.map(lambda n, o: jnp.where(v[:, None], n, o), new, old)
 
 
-def _forward(cell, tparams, w_hh, proj, carry0, valid, reverse, unroll, keep):
-    """Runs the scan; returns (final_carry, ys) or, with `keep`, also (carries [T, ...], zh [T, B, G*H])."""
-    cdt = _compute_dtype(cell, w_hh)
+def _tail_params(params):
+    """The parameters the tail may differentiate: all but the two large matrices."""
+    return {k: v for k, v in params.items() if k not in ("w_ih", "w_hh")}
+
+
+def _forward(cell, params, xs, carry0, valid, reverse, unroll, hoist, keep):
+    """Runs the scan; returns (final, ys) or, with `keep`, (final, (ys, proj, carries, zh)), time-major."""
+    cdt = _compute_dtype(cell, params)
+    w_hh = params["w_hh"]
 
     def body(c, inp):
+        p_t = inp["x"] if hoist else cell.project_inputs(params, inp["x"])  # [B, G*H]
         zh = _matmul(_h(c), w_hh, cdt).astype(_h(c).dtype)  # [B, G*H]
-        new, y = cell.tail({**tparams, "w_hh": w_hh}, c, inp["x"], zh)
+        new, y = cell.tail(params, c, p_t, zh)
         if "valid" in inp:
             new = _masked(new, c, inp["valid"])
             y = jnp.where(inp["valid"][:, None], y, jnp.zeros((), y.dtype))
-        return new, ((y, new, zh) if keep else y)
+        if not keep:
+            return new, y
+        return new, (y, new, zh) if hoist else (y, new, zh, p_t)
 
-    xs = {"x": proj} if valid is None else {"x": proj, "valid": valid}
-    return jax.lax.scan(body, carry0, xs, reverse=reverse, unroll=unroll)
+    scanned = {"x": cell.project_inputs(params, xs) if hoist else xs}  # [T, B, G*H] or [T, B, I]
+    if valid is not None:
+        scanned["valid"] = valid
+    final, out = jax.lax.scan(body, carry0, scanned, reverse=reverse, unroll=unroll)
+    if not keep:
+        return final, out
+    ys, carries, zh = out[:3]
+    proj = scanned["x"] if hoist else out[3]
+    return final, (ys, proj, carries, zh)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 6, 7))
-def fused_scan(cell, tparams, w_hh, proj, carry0, valid, reverse, unroll):
-    """Returns ``(final_carry, ys [T, B, O])``: `cell` scanned over time-major projected inputs.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 5, 6, 7))
+def fused_scan(cell, params, xs, carry0, valid, reverse, unroll, hoist):
+    """Returns ``(final_carry, ys [T, B, O])``: `cell` scanned over time-major inputs ``xs [T, B, I]``.
 
     Args:
       cell: a `rnn_jax.cells.Cell` with a ``tail``.
-      tparams: the cell's parameters without ``w_ih``/``w_hh`` (those the tail reads).
-      w_hh: ``[R, G*H]`` recurrent weights.
-      proj: ``[T, B, G*H]``, the hoisted input projection.
+      params: the cell's parameters.
+      xs: ``[T, B, I]`` inputs (projected by ``cell.project_inputs`` inside).
       carry0: initial carry, batch shape ``[B]``.
       valid: ``[T, B]`` booleans or None (all valid).
       reverse: scan from the last step to the first.
       unroll: steps per loop iteration (``lax.scan``'s unroll).
+      hoist: project all steps before the loop (True) or each step inside it (False).
     """
-    return _forward(cell, tparams, w_hh, proj, carry0, valid, reverse, unroll, keep=False)
+    return _forward(cell, params, xs, carry0, valid, reverse, unroll, hoist, keep=False)
 
 
-def _fused_fwd(cell, tparams, w_hh, proj, carry0, valid, reverse, unroll):
-    final, (ys, carries, zh) = _forward(cell, tparams, w_hh, proj, carry0, valid, reverse, unroll, keep=True)
-    return (final, ys), (tparams, w_hh, proj, carry0, valid, carries, zh)
+def _fused_fwd(cell, params, xs, carry0, valid, reverse, unroll, hoist):
+    final, (ys, proj, carries, zh) = _forward(cell, params, xs, carry0, valid, reverse, unroll, hoist, keep=True)
+    return (final, ys), (params, xs, carry0, valid, proj, carries, zh)
 
 
-def _fused_bwd(cell, reverse, unroll, res, cts):
-    tparams, w_hh, proj, carry0, valid, carries, zh = res
+def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
+    params, xs, carry0, valid, proj, carries, zh = res
     d_final, d_ys = cts
-    cdt = _compute_dtype(cell, w_hh)
+    cdt = _compute_dtype(cell, params)
+    w_hh = params["w_hh"]
+    # W_hh^T materialised once: XLA would otherwise fold the transpose into every step's dot, whose
+    # transposed-operand form ran about 25% slower on XLA:CPU (BUILD_NOTES.md, issue 3)
+    w_hh_t = jax.lax.optimization_barrier(jnp.transpose(w_hh))  # [G*H, R]
+    tparams = _tail_params(params)
     # carry entering each step: the previous step's carry in scan order
     if reverse:
         prev = jax.tree.map(lambda cs, c0: jnp.concatenate([cs[1:], c0[None]], 0), carries, carry0)
@@ -88,41 +113,49 @@ def _fused_bwd(cell, reverse, unroll, res, cts):
 
     def body(acc, inp):
         d_new, d_tp = acc
-        c_prev = inp["prev"]
         # w_hh is closed over: the tail reads only its dtype, and its gradient is computed after the loop
         _, vjp = jax.vjp(lambda tp, c, p, z: cell.tail({**tp, "w_hh": w_hh}, c, p, z),
-                         tparams, c_prev, inp["x"], inp["zh"])
+                         tparams, inp["prev"], inp["x"], inp["zh"])
         d_y = inp["dy"]
         if "valid" in inp:
-            v = inp["valid"]
-            d_in = jax.tree.map(lambda d: jnp.where(v[:, None], d, jnp.zeros((), d.dtype)), d_new)
-            d_y = jnp.where(v[:, None], d_y, jnp.zeros((), d_y.dtype))
+            v = inp["valid"][:, None]  # [B, 1]
+            d_in = jax.tree.map(lambda d: jnp.where(v, d, jnp.zeros((), d.dtype)), d_new)
+            d_y = jnp.where(v, d_y, jnp.zeros((), d_y.dtype))
         else:
             d_in = d_new
         g_tp, g_c, g_x, g_zh = vjp((d_in, d_y))
-        g_h = _h(g_c) + _matmul(g_zh, w_hh.T, cdt).astype(_h(g_c).dtype)  # [B, R]
+        g_h = _h(g_c) + _matmul(g_zh, w_hh_t, cdt).astype(_h(g_c).dtype)  # [B, R]
         g_c = g_c._replace(h=g_h) if isinstance(g_c, LSTMState) else g_h
         if "valid" in inp:  # a held step passes its carry's cotangent straight through
-            g_c = jax.tree.map(lambda g, d: g + jnp.where(v[:, None], jnp.zeros((), d.dtype), d), g_c, d_new)
+            g_c = jax.tree.map(lambda g, d: g + jnp.where(v, jnp.zeros((), d.dtype), d), g_c, d_new)
         d_tp = jax.tree.map(jnp.add, d_tp, g_tp)
-        return (g_c, d_tp), (g_x, g_zh)
+        if hoist:
+            return (g_c, d_tp), (g_x, g_zh)
+        # the input gradient of this step does not feed the recurrence: XLA computes it beside it
+        _, vjp_x = jax.vjp(lambda x: cell.project_inputs(params, x), inp["xs"])
+        return (g_c, d_tp), (g_x, g_zh, vjp_x(g_x.astype(inp["x"].dtype))[0])
 
-    xs = {"prev": prev, "x": proj, "zh": zh, "dy": d_ys}
+    scanned = {"prev": prev, "x": proj, "zh": zh, "dy": d_ys}
     if valid is not None:
-        xs["valid"] = valid
+        scanned["valid"] = valid
+    if not hoist:
+        scanned["xs"] = xs
     d_tp0 = jax.tree.map(jnp.zeros_like, tparams)
-    (d_carry0, d_tp), (d_proj, d_zh) = jax.lax.scan(body, (d_final, d_tp0), xs, reverse=not reverse,
-                                                      unroll=unroll)
-    # dW_hh = sum_t h_{t-1}^T delta_t as one [R, T*B] x [T*B, G*H] matmul
+    (d_carry0, d_tp), outs = jax.lax.scan(body, (d_final, d_tp0), scanned, reverse=not reverse, unroll=unroll)
+    d_proj, d_zh = outs[:2]
+    # after the loop, each a few large matmuls over all T*B rows:
     h_prev = _h(prev)
     rows = h_prev.shape[0] * h_prev.shape[1]
-    d_w_hh = _matmul(h_prev.reshape(rows, -1).T, d_zh.reshape(rows, -1), cdt).astype(w_hh.dtype)  # [R, G*H]
-    return d_tp, d_w_hh, d_proj.astype(proj.dtype), d_carry0, None
+    d_w_hh = _matmul(h_prev.reshape(rows, -1).T, d_zh.reshape(rows, -1), cdt)  # [R, G*H]
+    if hoist:
+        _, vjp_proj = jax.vjp(cell.project_inputs, params, xs)
+        d_params, d_xs = vjp_proj(d_proj.astype(proj.dtype))  # dW_ih = X^T dP, db = sum dP, dX = dP W_ih^T
+    else:
+        _, vjp_proj = jax.vjp(lambda p: cell.project_inputs(p, xs), params)
+        (d_params,), d_xs = vjp_proj(d_proj.astype(proj.dtype)), outs[2]
+    d_params = {k: (d_params[k] + d_tp[k] if k in d_tp else d_params[k]) for k in d_params}
+    d_params["w_hh"] = d_params["w_hh"] + d_w_hh.astype(w_hh.dtype)
+    return d_params, d_xs, d_carry0, None
 
 
 fused_scan.defvjp(_fused_fwd, _fused_bwd)
-
-
-def split_params(params):
-    """Returns ``(tail_params, w_hh)`` from a cell's parameters."""
-    return {k: v for k, v in params.items() if k not in _OUTSIDE}, params["w_hh"]

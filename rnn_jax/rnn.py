@@ -51,7 +51,7 @@ class _RNNBase:
     zoneout: float = 0.0
     unroll: int = 1
     checkpoint: bool = False
-    hoist_inputs: bool = True
+    hoist_inputs: bool | None = None  # None: by backend (see rnn_jax.unroll)
     fused_backward: bool = True
 
     def __post_init__(self):

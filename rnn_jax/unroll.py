@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells import Cell, LSTMState
-from rnn_jax.fused import fused_scan, split_params
+from rnn_jax.fused import fused_scan
 from rnn_jax.sequence import check_lengths
 
 Array = jax.Array
@@ -56,7 +56,7 @@ def _with_h(carry, h):
 
 
 def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = False, time_major: bool = False,
-           unroll: int = 1, *, mask=None, checkpoint: bool = False, hoist_inputs: bool = True,
+           unroll: int = 1, *, mask=None, checkpoint: bool = False, hoist_inputs: bool | None = None,
            input_dropout: float = 0.0, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
            dropout_key=None, deterministic: bool = True, fused_backward: bool = True):
     """Returns ``(final_carry, outputs)``: `cell` run over `xs` with `lax.scan`.
@@ -73,8 +73,10 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
       mask: optional boolean ``[B, T]`` (``[T, B]`` if time_major) of valid steps, instead of lengths.
       checkpoint: rematerialise each step in the backward pass (``jax.checkpoint``): memory O(T * carry)
         instead of O(T * activations), for long sequences.
-      hoist_inputs: compute the input projection of all steps as one matmul before the scan (default);
-        False computes it inside the step.
+      hoist_inputs: compute the input projection of all steps as one matmul before the scan (True), or
+        each step's inside it (False). None (default) picks by backend: inside on CPU, where XLA runs the
+        step's input matmul on a second core beside the recurrent one (faster on 2 cores), hoisted on
+        accelerators, where one large matmul is what pays (BUILD_NOTES.md, issue 3).
       input_dropout: variational dropout on the inputs (one mask per sequence, reused at every step).
       recurrent_dropout: variational dropout on h before the recurrent matmul (one mask per sequence;
         Gal & Ghahramani 2016).
@@ -83,8 +85,8 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
       dropout_key: PRNG key, required when a rate is > 0 and not `deterministic`.
       deterministic: disables dropout (zoneout then uses its expectation).
       fused_backward: differentiate with `rnn_jax.fused.fused_scan` (weight gradients as one matmul after
-        the backward loop) where it applies: a cell with a ``tail``, hoisted inputs, no checkpointing,
-        no zoneout and no recurrent dropout in training. Otherwise, or when False, plain autodiff of
+        the backward loop) where it applies: a cell with a ``tail``, no checkpointing, no zoneout and no
+        recurrent dropout in training. Otherwise, or when False, plain autodiff of
         the scan. Both compute the same function.
 
     Returns:
@@ -142,12 +144,12 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
         h0 = _h_of(carry)
         rec_mask = _dropout_mask(keys[1], recurrent_dropout, h0.shape, h0.dtype)  # [B, H_out]
 
-    seq = cell.project_inputs(params, xs) if hoist_inputs else xs  # [T, B, G*H] or [T, B, I]
-    if (fused_backward and cell.tail is not None and hoist_inputs and not checkpoint and rec_mask is None
-            and zoneout == 0):
-        tparams, w_hh = split_params(params)
-        final, ys = fused_scan(cell, tparams, w_hh, seq, carry, valid, reverse, unroll)  # ys [T, B, O]
+    if hoist_inputs is None:
+        hoist_inputs = jax.default_backend() != "cpu"
+    if fused_backward and cell.tail is not None and not checkpoint and rec_mask is None and zoneout == 0:
+        final, ys = fused_scan(cell, params, xs, carry, valid, reverse, unroll, hoist_inputs)  # ys [T, B, O]
         return final, (ys if time_major else jnp.swapaxes(ys, 0, 1))
+    seq = cell.project_inputs(params, xs) if hoist_inputs else xs  # [T, B, G*H] or [T, B, I]
     scanned = {"x": seq}
     if valid is not None:
         scanned["valid"] = valid

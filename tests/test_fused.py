@@ -13,7 +13,7 @@ import pytest
 from jax.test_util import check_grads
 
 from rnn_jax import cells, unroll
-from rnn_jax.fused import fused_scan, split_params
+from rnn_jax.fused import fused_scan
 from tests.conftest import assert_close
 
 B, T, I, H = 3, 5, 4, 6
@@ -29,12 +29,13 @@ CELLS = {
 
 
 @functools.lru_cache(maxsize=None)
-def _grad_fn(name, fused, reverse, use_mask):
+def _grad_fn(name, fused, reverse, use_mask, hoist):
     cell = CELLS[name]()
 
     def loss(params, xs, carry, w, valid):
         kw = dict(mask=valid) if use_mask else dict(lengths=valid)
-        final, ys = unroll(cell, params, xs, carry=carry, reverse=reverse, fused_backward=fused, **kw)
+        final, ys = unroll(cell, params, xs, carry=carry, reverse=reverse, fused_backward=fused,
+                           hoist_inputs=hoist, **kw)
         return jnp.sum(ys * w) + sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(final))
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
@@ -53,14 +54,16 @@ def _inputs(name):
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("valid", ["lengths", "holes"])
 def test_fused_gradients_equal_autodiff(name, reverse, valid):
+    """Both projection placements are covered: hoisted for two of the four (reverse, valid) pairs."""
+    hoist = reverse == (valid == "holes")
     params, xs, carry, w = _inputs(name)
     if valid == "lengths":
         v = jnp.array([5, 2, 0], jnp.int32)
     else:  # a mask with holes: held steps in the middle of a sequence
         v = jnp.array([[1, 0, 1, 1, 0], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool)
     use_mask = valid == "holes"
-    got = _grad_fn(name, True, reverse, use_mask)(params, xs, carry, w, v)
-    want = _grad_fn(name, False, reverse, use_mask)(params, xs, carry, w, v)
+    got = _grad_fn(name, True, reverse, use_mask, hoist)(params, xs, carry, w, v)
+    want = _grad_fn(name, False, reverse, use_mask, True)(params, xs, carry, w, v)
     assert_close(got, want, "grad")
 
 
@@ -76,20 +79,21 @@ def test_fused_path_is_taken_and_matches_the_primal():
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_fused_scan_check_grads_float64(name):
-    """Finite differences in float64 on the custom VJP itself (params, projected inputs, carry)."""
+@pytest.mark.parametrize("hoist", [True, False])
+def test_fused_scan_check_grads_float64(name, hoist):
+    """Finite differences in float64 on the custom VJP itself (params, inputs, carry)."""
     with jax.enable_x64(True):
         cell = CELLS[name](param_dtype=jnp.float64)
-        tparams, w_hh = split_params(cell.init(jax.random.key(0), I))
-        proj = jax.random.normal(jax.random.key(1), (T, 2, cell.num_gates * H), jnp.float64)
+        params = cell.init(jax.random.key(0), I)
+        xs = jax.random.normal(jax.random.key(1), (T, 2, I), jnp.float64)  # time-major
         carry = jax.tree.map(lambda a: jnp.full(a.shape, 0.2, jnp.float64), cell.initial_carry((2,)))
         valid = jnp.array([[True, True]] * 3 + [[True, False]] * 2)  # [T, B]
 
-        def f(tp, w, p, c):
-            final, ys = fused_scan(cell, tp, w, p, c, valid, False, 1)
+        def f(p, x, c):
+            final, ys = fused_scan(cell, p, x, c, valid, False, 1, hoist)
             return jnp.sum(jnp.tanh(ys)) + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final))
 
-        check_grads(f, (tparams, w_hh, proj, carry), order=1, modes=("rev",))
+        check_grads(f, (params, xs, carry), order=1, modes=("rev",))
 
 
 def test_unbatched_and_bfloat16_follow_autodiff():
@@ -107,9 +111,9 @@ def test_unbatched_and_bfloat16_follow_autodiff():
     assert_close(got, want, "bf16")
 
 
-@pytest.mark.parametrize("option", [dict(zoneout=0.2), dict(checkpoint=True), dict(hoist_inputs=False)])
+@pytest.mark.parametrize("option", [dict(zoneout=0.2), dict(checkpoint=True)])
 def test_options_outside_the_fused_path_still_differentiate(option):
-    """Zoneout, checkpointing and unhoisted inputs use autodiff; their gradients equal the fused ones."""
+    """Zoneout and checkpointing use autodiff; their gradients equal the fused ones."""
     cell = CELLS["gru"]()
     params, xs, carry, w = _inputs("gru")
     lengths = jnp.array([5, 2, 0], jnp.int32)

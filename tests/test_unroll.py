@@ -216,7 +216,7 @@ def test_unbatched_input():
     assert_close((final, ys), (jax.tree.map(lambda c: c[1], ref_final), ref_ys[1]), "exact")
 
 
-OPTION_SETS = [dict(unroll=2), dict(unroll=T), dict(checkpoint=True), dict(hoist_inputs=False),
+OPTION_SETS = [dict(unroll=2), dict(unroll=T), dict(checkpoint=True), dict(hoist_inputs=True), dict(hoist_inputs=False),
                dict(unroll=2, checkpoint=True, hoist_inputs=False, reverse=True)]
 
 

@@ -68,6 +68,10 @@ def _spec_fields() -> dict[str, dataclasses.Field]:
 
 def _parse_value(text: str, type_name: str, field: str, peer: str):
     low = text.strip().lower()
+    if type_name.endswith("| None"):  # optional fields, e.g. hoist_inputs: bool | None
+        if low == "none":
+            return None
+        type_name = type_name.split("|")[0].strip()
     try:
         if type_name == "bool":
             if low in ("true", "1", "yes"):
