@@ -1,0 +1,246 @@
+"""Stanford Sentiment Treebank: PTB-style trees -> (tokens, label) sentences or phrases, and their batches.
+
+Each line of ``train/dev/test.txt`` is a binarised tree with a label 0-4 on every node, e.g.
+``(3 (2 (2 The) (2 Rock)) (4 ...))``; leaves are PTB tokens (``-LRB-``, ``-RRB-`` for brackets). The
+sentence is the leaves in order and its label the root's (Socher et al. 2013).
+
+* SST-5 (fine-grained): every sentence, labels 0 very negative .. 4 very positive: 8,544 / 1,101 / 2,210.
+* SST-2 (binary): neutral (2) sentences dropped, 0/1 -> 0 (negative), 3/4 -> 1 (positive): 6,920 / 872 / 1,821.
+* ``phrases=True``: every labelled node of the trees (the root included) as an example, the standard way to
+  train on SST (Socher et al. 2013; Tai et al. 2015); by default each distinct token span is kept once.
+
+`sentence_batches` pads examples into a few bucket lengths with `rnn_jax.sequence.bucket_by_length`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from rnn_jax.data import files
+from rnn_jax.data import text as text_lib
+from rnn_jax.data.vocab import Vocabulary
+from rnn_jax.sequence import bucket_by_length
+
+NUM_CLASSES = {False: 5, True: 2}  # by `binary`
+LABEL_NAMES = {False: ("very negative", "negative", "neutral", "positive", "very positive"),
+               True: ("negative", "positive")}
+_FILES = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
+
+
+class Tree(NamedTuple):
+    """A node of a sentiment tree: its label (0-4), its children, and its token (leaves only, else None)."""
+    label: int
+    children: tuple
+    token: str | None = None
+
+    def leaves(self) -> list[str]:
+        """Returns the tokens under this node, left to right."""
+        out, stack = [], [self]
+        while stack:
+            node = stack.pop()
+            if node.token is not None:
+                out.append(node.token)
+            else:
+                stack.extend(reversed(node.children))
+        return out
+
+
+class SentimentExample(NamedTuple):
+    """A sentence or phrase: its tokens and its label (0-4, or 0-1 for SST-2)."""
+    tokens: tuple
+    label: int
+
+
+def parse_tree(line: str) -> Tree:
+    """Returns the `Tree` of one PTB-style line ``(label child child)`` / ``(label token)``.
+
+    Raises:
+      ValueError: unbalanced brackets, a missing/non-integer label, or trailing text.
+    """
+    # Split on ASCII spaces only: a few tokens hold a no-break space (``8\xa01\\/2`` in train).
+    s = [item for item in line.strip().replace("(", " ( ").replace(")", " ) ").split(" ") if item]
+    pos = 0
+
+    def node() -> Tree:
+        nonlocal pos
+        if pos + 1 >= len(s) or s[pos] != "(":
+            raise ValueError(f"expected '(' followed by a label at item {pos} of {line[:80]!r}")
+        try:
+            label = int(s[pos + 1])
+        except ValueError:
+            raise ValueError(f"expected an integer label, got {s[pos + 1]!r} in {line[:80]!r}") from None
+        pos += 2
+        if pos < len(s) and s[pos] not in ("(", ")"):  # a leaf: (label token)
+            token = s[pos]
+            pos += 1
+            if pos >= len(s) or s[pos] != ")":
+                raise ValueError(f"expected ')' after leaf {token!r} in {line[:80]!r}")
+            pos += 1
+            return Tree(label, (), token)
+        children = []
+        while pos < len(s) and s[pos] == "(":
+            children.append(node())
+        if pos >= len(s) or s[pos] != ")" or not children:
+            raise ValueError(f"unbalanced or empty node in {line[:80]!r}")
+        pos += 1
+        return Tree(label, tuple(children))
+
+    tree = node()
+    if pos != len(s):
+        raise ValueError(f"trailing text after the tree in {line[:80]!r}")
+    return tree
+
+
+def tree_phrases(tree: Tree) -> list[SentimentExample]:
+    """Returns every node of `tree` as (its leaves, its label), root first (pre-order)."""
+    out = []
+
+    def visit(node: Tree) -> tuple:
+        if node.token is not None:
+            span = (node.token,)
+            out.append(SentimentExample(span, node.label))
+            return span
+        slot = len(out)
+        out.append(None)  # the node precedes its children (pre-order)
+        span = sum((visit(c) for c in node.children), ())
+        out[slot] = SentimentExample(span, node.label)
+        return span
+
+    visit(tree)
+    return out
+
+
+def to_binary(label: int) -> int | None:
+    """Returns the SST-2 label of a 0-4 label: 0/1 -> 0, 3/4 -> 1, neutral 2 -> None (dropped)."""
+    return None if label == 2 else int(label >= 3)
+
+
+def read_sst_trees(split: str, *, data_dir: str | os.PathLike | None = None, source: str = "auto",
+                   tfds_dir: str | os.PathLike | None = None, verify: bool = False) -> list[str]:
+    """Returns the tree lines (`str`, one per sentence, file order) of a split (train / validation = dev / test).
+
+    Args: as in `rnn_jax.data.text.read_tiny_shakespeare`; files are ``sentiment/sst/{train,dev,test}.txt``
+    (or the official zip's ``trees/*.txt``); the TFDS dataset is ``sst``.
+    """
+    split = text_lib.canonical_split(split)
+    if text_lib._resolve_source(source, data_dir) == "tfds":
+        from rnn_jax.data import tfds_builders
+        return [r["tree"] for r in tfds_builders.read_records("sst", split, tfds_dir=tfds_dir, data_dir=data_dir)]
+    name = _FILES[split]
+    path = files.locate(f"sentiment/sst/{name}", data_dir, alternatives=(f"trees/{name}",), verify=verify)
+    return [line for line in files.read_text(path).split("\n") if line.strip()]
+
+
+def read_sst(split: str, *, binary: bool = False, phrases: bool = False, unique_phrases: bool = True,
+             lowercase: bool = False, data_dir: str | os.PathLike | None = None, source: str = "auto",
+             tfds_dir: str | os.PathLike | None = None, verify: bool = False) -> list[SentimentExample]:
+    """Returns the split's examples as `SentimentExample` (tokens tuple, int label), in file order.
+
+    Args:
+      split: train / validation (dev) / test.
+      binary: SST-2 (neutral dropped, labels 0/1) instead of SST-5 (labels 0-4).
+      phrases: every labelled node of each tree instead of the sentences only (root first, pre-order).
+      unique_phrases: with `phrases`, keep each distinct token span once (its first occurrence).
+      lowercase: lower-case the tokens.
+      data_dir, source, tfds_dir, verify: where to read, as in `read_sst_trees`.
+    """
+    out, seen = [], set()
+    for line in read_sst_trees(split, data_dir=data_dir, source=source, tfds_dir=tfds_dir, verify=verify):
+        tree = parse_tree(line)
+        items = tree_phrases(tree) if phrases else [SentimentExample(tuple(tree.leaves()), tree.label)]
+        for tokens, label in items:
+            if binary:
+                label = to_binary(label)
+                if label is None:
+                    continue
+            if lowercase:
+                tokens = tuple(t.lower() for t in tokens)
+            if phrases and unique_phrases:
+                if tokens in seen:
+                    continue
+                seen.add(tokens)
+            out.append(SentimentExample(tokens, label))
+    return out
+
+
+def sst_vocabulary(train_examples: Sequence[SentimentExample], *, min_count: int = 1) -> Vocabulary:
+    """Returns a vocabulary (``<pad>`` = 0, ``<unk>`` = 1, words by frequency) of the training examples' tokens."""
+    return Vocabulary.build((ex.tokens for ex in train_examples), min_count=min_count)
+
+
+def bucket_lengths_for(lengths: Sequence[int], num_buckets: int = 4, *, multiple: int = 8) -> tuple[int, ...]:
+    """Returns increasing bucket lengths: the length quantiles ``k / num_buckets`` rounded up to `multiple`,
+    the last one covering the longest sequence (e.g. SST sentences: ``(16, 24, 32, 56)``)."""
+    lengths = np.asarray(lengths)
+    if lengths.size == 0 or num_buckets < 1 or multiple < 1:
+        raise ValueError(f"need lengths, num_buckets >= 1 and multiple >= 1, got {lengths.size} lengths, "
+                         f"{num_buckets}, {multiple}")
+    qs = np.quantile(lengths, np.arange(1, num_buckets + 1) / num_buckets)
+    qs[-1] = lengths.max()
+    bounds = sorted({int(max(multiple, multiple * np.ceil(q / multiple))) for q in qs})
+    return tuple(bounds)
+
+
+class SentenceBatch(NamedTuple):
+    """A padded batch of sentences.
+
+    tokens: ``[B, T_bucket]`` int32 ids, `pad_id` past each length. lengths: ``[B]`` int32.
+    labels: ``[B]`` int32. weights: ``[B]`` float32, 1 for real examples and 0 for rows added by
+    ``pad_batch`` (those have length 1, a single pad token, so pooling never divides by zero; weight the
+    loss as ``sum(weights * loss), sum(weights)``). indices: ``[B]`` int64 into the examples, -1 for added rows.
+    """
+    tokens: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    indices: np.ndarray
+
+
+def sentence_batches(examples: Sequence[SentimentExample], vocab: Vocabulary, *, batch_size: int,
+                     bucket_lengths: Sequence[int] | None = None, shuffle: bool = False, seed: int = 0,
+                     drop_remainder: bool = False, pad_batch: bool = False) -> Iterator[SentenceBatch]:
+    """Yields `SentenceBatch` padded to a few bucket lengths (`rnn_jax.sequence.bucket_by_length`).
+
+    Args:
+      examples: (tokens, label) examples; tokens are encoded with `vocab` (unknown -> ``<unk>``).
+      vocab: a vocabulary with a pad token.
+      batch_size: ``B``.
+      bucket_lengths: increasing padded lengths; None: `bucket_lengths_for` the examples' lengths.
+      shuffle, seed: shuffle within buckets and the batch order (pass the epoch as `seed` for a new order each epoch).
+      drop_remainder: drop each bucket's short last batch (training).
+      pad_batch: fill each short batch up to ``B`` rows of weight 0, so every batch has one of
+        ``len(bucket_lengths)`` shapes (evaluation without extra compilations).
+
+    The order depends only on the arguments: to resume mid-epoch, rebuild with the same seed and skip the
+    batches already used (``itertools.islice``).
+    """
+    if vocab.pad_id is None:
+        raise ValueError("vocab must have a pad token to pad sentences")
+    if len(examples) == 0:
+        return
+    ids = [vocab.encode(ex.tokens) for ex in examples]
+    if any(len(x) == 0 for x in ids):
+        raise ValueError("examples must have at least one token")
+    if bucket_lengths is None:
+        bucket_lengths = bucket_lengths_for([len(x) for x in ids])
+    labels = [ex.label for ex in examples]
+    for padded, lengths, indices, labs in bucket_by_length(
+            ids, bucket_lengths, batch_size, batch_first=True, padding_value=vocab.pad_id, shuffle=shuffle,
+            seed=seed, drop_remainder=drop_remainder, extras=labels):
+        n = len(indices)
+        tokens = padded.astype(np.int32)  # [n, T_bucket]
+        lengths = lengths.astype(np.int32)  # [n]
+        labs = np.asarray(labs, dtype=np.int32)  # [n]
+        weights = np.ones(n, dtype=np.float32)
+        indices = np.asarray(indices, dtype=np.int64)
+        if pad_batch and n < batch_size:
+            extra = batch_size - n
+            tokens = np.concatenate([tokens, np.full((extra, tokens.shape[1]), vocab.pad_id, np.int32)])  # [B, T]
+            lengths = np.concatenate([lengths, np.ones(extra, np.int32)])
+            labs = np.concatenate([labs, np.zeros(extra, np.int32)])
+            weights = np.concatenate([weights, np.zeros(extra, np.float32)])
+            indices = np.concatenate([indices, np.full(extra, -1, np.int64)])
+        yield SentenceBatch(tokens, lengths, labs, weights, indices)

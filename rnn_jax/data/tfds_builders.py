@@ -1,0 +1,268 @@
+"""TFDS dataset builders for the corpora, prepared as ``array_record`` and read back without TensorFlow.
+
+tensorflow-datasets 4.9.10 prepares a `tfds.core.GeneratorBasedBuilder` with ``file_format='array_record'``
+without TensorFlow as long as the builder's own code does not use ``tf`` (the stock ``tiny_shakespeare``
+builder calls ``tf.io.gfile`` and so needs TensorFlow to *prepare*; reading any prepared copy never does).
+These builders read with plain Python:
+
+* ``tiny_shakespeare``: ``text``, the whole split (``input.txt`` cut as TFDS does); 1 / 1 / 1 examples.
+* ``ptb_word``: ``text``, one line with words joined by single spaces; 42,068 / 3,370 / 3,761 examples.
+* ``ptb_char``: ``text``, one decoded line (`text.decode_ptb_char_line`); 42,068 / 3,370 / 3,761 examples.
+* ``sst``: ``tree`` (the PTB-style line), ``sentence`` (leaves joined by spaces), ``label`` (root, 0-4);
+  8,544 / 1,101 / 2,210 examples.
+
+Examples keep file order (``disable_shuffling``). Each builder reads the local copy given as the
+download config's ``manual_dir`` (a data root as in `rnn_jax.data.files.locate`: the staged
+``../shared/data``, or the extracted official archive) and checks its sha256; without one it downloads
+the official source with TFDS's download manager (no TensorFlow needed), extracts archives itself
+(TFDS's extractor writes through ``tf.io.gfile`` and fails without TensorFlow), then checks the same
+sha256. ``TinyShakespeare`` writes the same dataset as the stock TFDS builder, under the stock name and
+byte for byte (tests/data/test_tfds_builders.py); it is not registered, to leave the stock one in place.
+The others register as ``ptb_word``, ``ptb_char`` and ``sst`` when this module is imported.
+
+Typical use: `read_records(name, split, tfds_dir=..., data_dir=...)`, which prepares on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from rnn_jax.data import files
+from rnn_jax.data import text as text_lib
+
+_TINY_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+_PTB_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
+_SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
+
+_MANUAL = ("Point the download config's manual_dir (the data_dir argument of rnn_jax.data.tfds_builders.prepare, or "
+           "$RNN_JAX_DATA) at a folder holding {what} (the staged ../shared/data works); otherwise the builder "
+           "downloads {url}.")
+
+
+def _local_root(dl_manager) -> Path | None:
+    """Returns the manual dir if one was configured and exists, else None (then download the official source)."""
+    try:
+        return Path(dl_manager.manual_dir)
+    except (AssertionError, ValueError):  # not configured, missing or empty
+        return None
+
+
+def _extract(archive: Path) -> Path:
+    """Returns a folder holding the archive's files, extracted once next to it with the standard library.
+
+    TFDS's own extractor (``dl_manager.download_and_extract``) writes through ``tf.io.gfile`` and fails
+    without TensorFlow ("ExtractError: ... No module named 'tensorflow'"); downloading does not.
+    """
+    out = archive.with_name(archive.name + ".extracted")
+    if out.is_dir():
+        return out
+    tmp = archive.with_name(f"{archive.name}.extracting-{uuid.uuid4().hex}")
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp)
+    else:
+        with tarfile.open(archive, "r:*") as t:
+            if hasattr(tarfile, "data_filter"):  # refuses absolute paths, links out of the folder, devices
+                t.extractall(tmp, filter="data")
+            else:
+                t.extractall(tmp)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _locate(dl_manager, relpath: str, alternatives=(), url: str = "", archive: bool = True) -> Path:
+    """Returns the path of a source file: from the manual dir (the local copy) if it holds it, else downloaded
+    from `url` (and extracted when `archive`); its sha256 is checked either way."""
+    root = _local_root(dl_manager)
+    if root is not None:  # a configured local copy that lacks the file is an error, never a silent download
+        return files.locate(relpath, root, alternatives=alternatives, verify=True)
+    fetched = Path(dl_manager.download(url))
+    if not archive:
+        files.verify_file(fetched, files.SHA256.get(Path(relpath).name))
+        return fetched
+    return files.locate(relpath, _extract(fetched), alternatives=alternatives, verify=True)
+
+
+class TinyShakespeare(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """tiny_shakespeare 1.0.0 as the stock TFDS builder writes it (``{'text'}``, one example per split),
+    prepared without TensorFlow from a local ``input.txt`` or the official URL."""
+
+    name = "tiny_shakespeare"
+    VERSION = tfds.core.Version("1.0.0")
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL.format(what="charlm/tinyshakespeare/input.txt", url=_TINY_URL)
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+            supervised_keys=None,
+            homepage="https://github.com/karpathy/char-rnn/blob/master/data/tinyshakespeare/input.txt")
+
+    def _split_generators(self, dl_manager):
+        path = _locate(dl_manager, text_lib.TINY_SHAKESPEARE, url=_TINY_URL, archive=False)
+        splits = text_lib.split_like_tfds(files.read_text(path))
+        return {name: self._generate_examples(name, t) for name, t in splits.items()}
+
+    def _generate_examples(self, split_key, split_text):
+        yield split_key, {"text": split_text}
+
+
+class _PtbBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """One example per line of Mikolov's PTB files (``{'text'}``), in file order."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    LEVEL = "word"
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+            supervised_keys=None, disable_shuffling=True,
+            homepage="https://www.fit.vutbr.cz/~imikolov/rnnlm/")
+
+    def _split_generators(self, dl_manager):
+        out = {}
+        for split in text_lib.SPLITS:
+            relpath, alternatives = text_lib.ptb_relpath(split, self.LEVEL)
+            path = _locate(dl_manager, relpath, alternatives, url=_PTB_URL)
+            out[split] = self._generate_examples(path)
+        return out
+
+    def _generate_examples(self, path):
+        for i, line in enumerate(text_lib.parse_ptb(files.read_text(path), self.LEVEL)):
+            yield i, {"text": line}
+
+
+class PtbWord(_PtbBuilder):
+    """ptb_word: Mikolov's word-level Penn Treebank, one sentence per example (no ``<eos>``)."""
+
+    LEVEL = "word"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL.format(what="charlm/ptb/ptb.{train,valid,test}.txt.gz", url=_PTB_URL)
+
+
+class PtbChar(_PtbBuilder):
+    """ptb_char: Mikolov's character-level Penn Treebank, decoded (``_`` -> space), one line per example."""
+
+    LEVEL = "char"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL.format(what="charlm/ptb/ptb.char.{train,valid,test}.txt.gz",
+                                                  url=_PTB_URL)
+
+
+class Sst(tfds.core.GeneratorBasedBuilder):
+    """sst: Stanford Sentiment Treebank trees, one sentence per example: the tree, its tokens, its root label."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL.format(what="sentiment/sst/{train,dev,test}.txt", url=_SST_URL)
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "tree": tfds.features.Text(),
+                "sentence": tfds.features.Text(),
+                "label": tfds.features.ClassLabel(num_classes=5)}),
+            supervised_keys=("sentence", "label"), disable_shuffling=True,
+            homepage="https://nlp.stanford.edu/sentiment/")
+
+    def _split_generators(self, dl_manager):
+        from rnn_jax.data import sst  # the tree parser
+        out = {}
+        for split, name in (("train", "train.txt"), ("validation", "dev.txt"), ("test", "test.txt")):
+            path = _locate(dl_manager, f"sentiment/sst/{name}", (f"trees/{name}",), url=_SST_URL)
+            lines = [line for line in files.read_text(path).split("\n") if line.strip()]
+            out[split] = self._generate_examples(lines, sst.parse_tree)
+        return out
+
+    def _generate_examples(self, lines, parse_tree):
+        for i, line in enumerate(lines):
+            tree = parse_tree(line)
+            yield i, {"tree": line, "sentence": " ".join(tree.leaves()), "label": tree.label}
+
+
+BUILDERS = {"tiny_shakespeare": TinyShakespeare, "ptb_word": PtbWord, "ptb_char": PtbChar, "sst": Sst}
+
+
+def prepare(name: str, *, tfds_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None
+            ) -> tfds.core.DatasetBuilder:
+    """Prepares dataset `name` as array_record under ``tfds_dir/name/1.0.0`` (if not yet there); returns the builder.
+
+    Args:
+      name: a key of `BUILDERS`.
+      tfds_dir: where the prepared dataset goes (writable; never the read-only data root).
+      data_dir: the local copy's root (see `files.data_root`; None: ``$RNN_JAX_DATA``). Only with neither is
+        the official source downloaded; a configured root that lacks the files raises FileNotFoundError.
+    """
+    try:
+        cls = BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"name must be one of {sorted(BUILDERS)}, got {name!r}") from None
+    root = files.data_root(data_dir)
+    if root is not None and not root.is_dir():
+        raise FileNotFoundError(f"the data directory {root} (from the data_dir argument or ${files.ENV_VAR}) does "
+                                "not exist; point it at the folder holding charlm/ and sentiment/, or leave both "
+                                "unset to download the official source")
+    builder = cls(data_dir=os.fspath(tfds_dir), file_format="array_record")
+    config = tfds.download.DownloadConfig(manual_dir=os.fspath(root) if root is not None else None)
+    builder.download_and_prepare(download_config=config)
+    return builder
+
+
+def _prepared_dir(base: Path, name: str) -> Path | None:
+    path = base / name / str(BUILDERS[name].VERSION)
+    return path if (path / "dataset_info.json").is_file() else None
+
+
+def data_source(name: str, split: str, *, tfds_dir: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None, download: bool = True):
+    """Returns the TFDS random-access data source (``ArrayRecordDataSource``) of one split, no TensorFlow.
+
+    Looks for a prepared copy in `tfds_dir`, then in ``<data root>/tfds`` (read-only staged copies such as
+    tiny_shakespeare), then (only when `tfds_dir` is None) in the TFDS default folder (``$TFDS_DATA_DIR`` or
+    ``~/tensorflow_datasets``); if none and `download`, prepares `name` into `tfds_dir` (or the default
+    folder) from the local copy under the data root, or else from the official source.
+    """
+    split = text_lib.canonical_split(split)
+    if name not in BUILDERS:
+        raise ValueError(f"name must be one of {sorted(BUILDERS)}, got {name!r}")
+    root = files.data_root(data_dir)
+    default_dir = Path(os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")))
+    bases = [Path(tfds_dir)] if tfds_dir is not None else []
+    if root is not None:
+        bases.append(root / "tfds")
+    if tfds_dir is None:
+        bases.append(default_dir)
+    for base in bases:
+        found = _prepared_dir(base, name)
+        if found is not None:
+            return tfds.builder_from_directory(os.fspath(found)).as_data_source(split=split)
+    if not download:
+        raise FileNotFoundError(f"dataset {name} is not prepared in any of {[str(b) for b in bases]} and "
+                                "download=False")
+    builder = prepare(name, tfds_dir=tfds_dir if tfds_dir is not None else default_dir, data_dir=data_dir)
+    return builder.as_data_source(split=split)
+
+
+def read_records(name: str, split: str, **kwargs) -> list[dict]:
+    """Returns every example of one split as dicts with `str` text fields (decoded UTF-8) and int labels.
+
+    `kwargs` (tfds_dir, data_dir, download) go to `data_source`.
+    """
+    source = data_source(name, split, **kwargs)
+    records = source.__getitems__(list(range(len(source)))) if len(source) else []
+    return [{k: _plain(v) for k, v in r.items()} for r in records]
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return value

@@ -1,0 +1,88 @@
+"""Tests of rnn_jax/data/files.py: the data root's precedence, clear errors, sha256 checks, other layouts."""
+
+import gzip
+import shutil
+
+import pytest
+
+from rnn_jax.data import files, text
+from tests.data import DATA_DIR, requires_data
+
+
+def test_data_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv(files.ENV_VAR, str(tmp_path / "env"))
+    assert files.data_root(tmp_path / "arg") == tmp_path / "arg"  # the argument wins
+    assert files.data_root() == tmp_path / "env"  # then the environment variable
+    monkeypatch.setenv(files.ENV_VAR, "")
+    assert files.data_root() is None  # empty counts as unset
+    monkeypatch.delenv(files.ENV_VAR)
+    assert files.data_root() is None
+    assert files.data_root("") is None
+
+
+def test_locate_without_any_root_names_both_settings(monkeypatch):
+    monkeypatch.delenv(files.ENV_VAR, raising=False)
+    with pytest.raises(FileNotFoundError, match=r"data_dir.*RNN_JAX_DATA"):
+        files.locate("charlm/tinyshakespeare/input.txt")
+
+
+def test_missing_file_error_names_origin_and_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv(files.ENV_VAR, str(tmp_path))
+    with pytest.raises(FileNotFoundError) as e:
+        files.locate("charlm/ptb/ptb.train.txt.gz")
+    msg = str(e.value)
+    assert f"$RNN_JAX_DATA={str(tmp_path)!r}" in msg and "data_dir" in msg
+    assert str(tmp_path / "charlm" / "ptb" / "ptb.train.txt.gz") in msg
+    with pytest.raises(FileNotFoundError, match=r"from data_dir='/no/such/dir'\) does not exist"):
+        text.read_tiny_shakespeare("train", data_dir="/no/such/dir")
+    with pytest.raises(FileNotFoundError, match=r"does not hold it"):
+        text.read_ptb("train", data_dir=tmp_path)
+
+
+def test_verify_detects_a_changed_file(tmp_path):
+    path = tmp_path / "dev.txt"  # a name with a recorded checksum
+    path.write_text("(2 (2 not) (2 sst))\n")
+    with pytest.raises(ValueError, match=r"sha256 mismatch.*dev.txt"):
+        files.verify_file(path)
+    files.verify_file(tmp_path / "dev.txt", files.sha256_of(path))  # the right digest passes
+    other = tmp_path / "unknown.txt"
+    other.write_text("x")
+    files.verify_file(other)  # no recorded checksum: nothing to check
+
+
+def test_read_text_gzip_and_plain(tmp_path):
+    content = "a b\nc é\n "
+    (tmp_path / "x.txt").write_text(content, encoding="utf-8")
+    with gzip.open(tmp_path / "x.txt.gz", "wt", encoding="utf-8") as f:
+        f.write(content)
+    assert files.read_text(tmp_path / "x.txt") == content
+    assert files.read_text(tmp_path / "x.txt.gz") == content
+
+
+@requires_data
+def test_every_staged_file_matches_its_source_md_checksum():
+    names = [text.TINY_SHAKESPEARE] + [f"sentiment/sst/{n}" for n in ("train.txt", "dev.txt", "test.txt")]
+    for split in text.SPLITS:
+        for level in ("word", "char"):
+            names.append(text.ptb_relpath(split, level)[0])
+    for name in names:
+        files.verify_file(files.locate(name, DATA_DIR))  # raises on a mismatch
+        assert files.locate(name, DATA_DIR, verify=True).name in files.SHA256
+
+
+@requires_data
+def test_root_further_down_and_official_layouts(tmp_path):
+    # a data root pointing at the corpus folder itself
+    assert files.locate("charlm/ptb/ptb.valid.txt.gz", DATA_DIR / "charlm" / "ptb").is_file()
+    # Mikolov's simple-examples (plain text) and SST's trees/ folder, as the official archives extract
+    data = tmp_path / "simple-examples" / "data"
+    data.mkdir(parents=True)
+    with gzip.open(DATA_DIR / "charlm/ptb/ptb.valid.txt.gz", "rb") as src, open(data / "ptb.valid.txt", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (tmp_path / "trees").mkdir()
+    shutil.copy(DATA_DIR / "sentiment/sst/dev.txt", tmp_path / "trees" / "dev.txt")
+    staged = text.read_ptb("valid", data_dir=DATA_DIR)
+    for root in (tmp_path, tmp_path / "simple-examples", data):
+        assert text.read_ptb("valid", data_dir=root, verify=True) == staged  # plain file's own checksum
+    from rnn_jax.data import sst
+    assert sst.read_sst_trees("dev", data_dir=tmp_path, verify=True) == sst.read_sst_trees("dev", data_dir=DATA_DIR)

@@ -1,0 +1,123 @@
+"""Tests of rnn_jax/data/sst.py: the tree parser on hand-made trees, split and label counts against the
+published SST numbers (SOURCE.md), the vocabulary's <unk> mapping, and bucketed batches."""
+
+import collections
+import functools
+
+import numpy as np
+import pytest
+
+from rnn_jax.data import sst
+from rnn_jax.data.vocab import Vocabulary
+from tests.data import DATA_DIR, requires_data
+
+
+@functools.lru_cache(maxsize=None)
+def _read(split, **kw):
+    return tuple(sst.read_sst(split, data_dir=DATA_DIR, **kw))
+
+
+def test_parse_tree_by_hand():
+    tree = sst.parse_tree("(3 (2 (2 The) (2 Rock)) (4 (3 rocks) (2 .)))")
+    assert tree.label == 3 and len(tree.children) == 2 and tree.token is None
+    assert tree.leaves() == ["The", "Rock", "rocks", "."]
+    assert sst.tree_phrases(tree) == [
+        (("The", "Rock", "rocks", "."), 3), (("The", "Rock"), 2), (("The",), 2), (("Rock",), 2),
+        (("rocks", "."), 4), (("rocks",), 3), ((".",), 2)]
+    # tokens may hold a no-break space (train has "8\xa01\/2"); only ASCII spaces separate items
+    assert sst.parse_tree("(1 (2 8\xa01\\/2) (1 bad))").leaves() == ["8\xa01\\/2", "bad"]
+
+
+@pytest.mark.parametrize("bad", ["(3 (2 a) (2 b)", "(x (2 a))", "(2 a) (2 b)", "(2 (2 a) b)", "(2)", "2 a"])
+def test_parse_tree_rejects_malformed_lines(bad):
+    with pytest.raises(ValueError):
+        sst.parse_tree(bad)
+
+
+def test_to_binary():
+    assert [sst.to_binary(x) for x in range(5)] == [0, 0, None, 1, 1]
+
+
+@requires_data
+def test_split_sizes_and_label_counts_match_sst():
+    sizes = {s: len(_read(s)) for s in ("train", "dev", "test")}
+    assert sizes == {"train": 8_544, "dev": 1_101, "test": 2_210}
+    binary = {s: len(_read(s, binary=True)) for s in ("train", "dev", "test")}
+    assert binary == {"train": 6_920, "dev": 872, "test": 1_821}
+    counts = {s: [collections.Counter(e.label for e in _read(s))[k] for k in range(5)]
+              for s in ("train", "dev", "test")}
+    assert counts == {"train": [1092, 2218, 1624, 2322, 1288], "dev": [139, 289, 229, 279, 165],
+                      "test": [279, 633, 389, 510, 399]}
+    assert collections.Counter(e.label for e in _read("dev", binary=True)) == {0: 139 + 289, 1: 279 + 165}
+    first = _read("train")[0]
+    assert first.label == 3 and first.tokens[:4] == ("The", "Rock", "is", "destined") and first.tokens[-1] == "."
+    assert max(len(e.tokens) for s in ("train", "dev", "test") for e in _read(s)) == 56
+
+
+@requires_data
+def test_phrases_of_the_training_trees():
+    every = _read("train", phrases=True, unique_phrases=False)
+    assert len(every) == 318_582  # every labelled node (SOURCE.md)
+    unique = _read("train", phrases=True)
+    assert len(unique) == 159_274 and len({e.tokens for e in unique}) == len(unique)
+    assert len(_read("train", phrases=True, binary=True)) == 77_616
+    sentences = {e.tokens for e in _read("train")}
+    assert sentences <= {e.tokens for e in unique}  # roots are phrases too
+    assert all(e.label in (0, 1) for e in _read("train", phrases=True, binary=True))
+
+
+@requires_data
+def test_vocabulary_from_train_only_and_unk_mapping(tmp_path):
+    train, dev = _read("train"), _read("dev")
+    vocab = sst.sst_vocabulary(train)
+    assert (vocab.pad_id, vocab.unk_id) == (0, 1) and len(vocab) == 18_282
+    train_words = {t for e in train for t in e.tokens}
+    assert set(vocab.tokens[2:]) == train_words
+    unseen = [t for e in dev for t in e.tokens if t not in train_words]
+    assert unseen and all(vocab.token_to_id(t) == vocab.unk_id for t in unseen)
+    ids = vocab.encode(train[5].tokens)
+    assert tuple(vocab.decode(ids)) == train[5].tokens
+    assert Vocabulary.load(vocab.save(tmp_path / "vocab.json")) == vocab
+    lower = _read("dev", lowercase=True)
+    assert all(t == t.lower() for e in lower for t in e.tokens) and len(lower) == 1_101
+
+
+@requires_data
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_sentence_batches_cover_each_example_once(shuffle):
+    examples = _read("dev", binary=True)
+    vocab = sst.sst_vocabulary(_read("train"))
+    buckets = sst.bucket_lengths_for([len(e.tokens) for e in examples])
+    assert list(buckets) == sorted(buckets) and buckets[-1] >= max(len(e.tokens) for e in examples)
+    seen = []
+    for b in sst.sentence_batches(examples, vocab, batch_size=32, bucket_lengths=buckets, shuffle=shuffle, seed=1):
+        assert b.tokens.shape[1] in buckets and b.tokens.shape[0] <= 32 and b.tokens.dtype == np.int32
+        for row, length, label, i in zip(b.tokens, b.lengths, b.labels, b.indices):
+            ex = examples[i]
+            assert length == len(ex.tokens) and label == ex.label
+            np.testing.assert_array_equal(row[:length], vocab.encode(ex.tokens))
+            assert (row[length:] == vocab.pad_id).all()
+        assert (b.weights == 1).all()
+        seen.extend(b.indices.tolist())
+    assert sorted(seen) == list(range(len(examples)))
+    if shuffle:
+        orders = [[tuple(b.indices) for b in sst.sentence_batches(examples, vocab, batch_size=32, shuffle=True,
+                                                                  seed=s)] for s in (1, 1, 2)]
+        assert orders[0] == orders[1] != orders[2]
+
+
+@requires_data
+def test_sentence_batches_fixed_shapes():
+    examples = _read("test", binary=True)
+    vocab = sst.sst_vocabulary(_read("train"))
+    buckets = (16, 32, 64)
+    padded = list(sst.sentence_batches(examples, vocab, batch_size=50, bucket_lengths=buckets, pad_batch=True))
+    assert {b.tokens.shape for b in padded} <= {(50, 16), (50, 32), (50, 64)}
+    assert sum(float(b.weights.sum()) for b in padded) == len(examples)
+    for b in padded:
+        added = b.weights == 0
+        assert (b.lengths[added] == 1).all() and (b.indices[added] == -1).all()  # never a zero length
+    dropped = list(sst.sentence_batches(examples, vocab, batch_size=50, bucket_lengths=buckets, drop_remainder=True))
+    assert all(b.tokens.shape[0] == 50 for b in dropped)
+    with pytest.raises(ValueError, match="pad token"):
+        next(sst.sentence_batches(examples, Vocabulary.build([["a"]], pad=None), batch_size=2))
