@@ -1,0 +1,171 @@
+"""Checkpoints in the workdir: `Checkpointer`, a thin layer over `orbax.checkpoint.CheckpointManager`.
+
+Each checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` holding the train state's arrays
+(``state``: params, opt_state, step, key) and a JSON ``extra`` (the data position, the vocabulary path,
+anything else a resumed run needs). Writes are orbax's own: each goes to a temporary directory renamed
+into place once complete, so a run killed at any moment leaves only whole checkpoints (stale temporary
+directories are removed when the next `Checkpointer` opens the directory). Saves are asynchronous: the
+arrays are copied off the state before `save` returns, so the caller may donate the state to the next
+step at once.
+
+Resume contract: `restore_latest` returns exactly the saved params, opt_state, step and key, and the
+saved `extra`, so a run that restores, repositions its data and continues produces bit-for-bit the same
+curve as one that never stopped (checked in tests/test_training.py, also across ``kill -9``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as ocm
+
+from rnn_jax.training.state import TrainState
+
+
+def _is_typed_key(x) -> bool:
+    return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_tree(state: TrainState) -> dict:
+    """The saved form: arrays only (a typed key becomes its uint32 key data)."""
+    key = jax.random.key_data(state.key) if _is_typed_key(state.key) else state.key
+    return {"params": state.params, "opt_state": state.opt_state, "step": state.step, "key": key}
+
+
+class Checkpointer:
+    """Saves every `save_every` steps, keeps the last `keep` and the best by `best_metric`, restores.
+
+    Args:
+      workdir: the run's directory; checkpoints go to ``<workdir>/<subdir>``.
+      save_every: `should_save(step)` is true on multiples of it (>= 1).
+      keep: how many of the most recent checkpoints to keep (>= 1).
+      best_metric: a key of the `metrics` passed to `save` (e.g. ``'valid_loss'``); the best checkpoint by
+        it is kept too, beyond the last `keep`. None keeps the last `keep` only.
+      best_mode: ``'min'`` or ``'max'``: which value of `best_metric` is best.
+      async_save: write in a background thread (orbax's default); `wait` blocks until writes finish.
+
+    Use as a context manager, or call `close` at the end (which waits for pending writes).
+    """
+
+    def __init__(self, workdir: str | os.PathLike, *, save_every: int, keep: int = 3,
+                 best_metric: str | None = None, best_mode: str = "min", subdir: str = "checkpoints",
+                 async_save: bool = True):
+        for name, value in (("save_every", save_every), ("keep", keep)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if best_mode not in ("min", "max"):
+            raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
+        self.directory = os.path.abspath(os.path.join(os.fspath(workdir), subdir))
+        self.save_every, self.keep = save_every, keep
+        self.best_metric, self.best_mode = best_metric, best_mode
+        policies = [ocm.LatestN(n=keep)]
+        best_fn = None
+        if best_metric is not None:
+            best_fn = lambda m: m[best_metric]  # noqa: E731
+            # BestN sorts ascending and keeps the tail: descending (reverse) keeps the minimum
+            policies.append(ocm.BestN(get_metric_fn=best_fn, reverse=(best_mode == "min"), n=1,
+                                      keep_checkpoints_without_metrics=False))
+        options = ocp.CheckpointManagerOptions(
+            create=True, cleanup_tmp_directories=True, enable_async_checkpointing=async_save,
+            best_fn=best_fn, best_mode=best_mode, preservation_policy=ocm.AnyPreservationPolicy(policies))
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    # --- queries
+    def should_save(self, step: int) -> bool:
+        """Returns whether `step` is a multiple of `save_every`."""
+        return int(step) % self.save_every == 0
+
+    @property
+    def latest_step(self) -> int | None:
+        """The newest saved step (pending asynchronous writes included), or None."""
+        return self._manager.latest_step()
+
+    @property
+    def best_step(self) -> int | None:
+        """The step with the best `best_metric` among those kept, or None (also if no best_metric)."""
+        return None if self.best_metric is None else self._manager.best_step()
+
+    def all_steps(self) -> list[int]:
+        """Returns the kept steps, ascending."""
+        return sorted(self._manager.all_steps())
+
+    # --- save and restore
+    def save(self, step: int, state: TrainState, *, extra: Mapping[str, Any] | None = None,
+             metrics: Mapping[str, Any] | None = None, force: bool = False) -> bool:
+        """Returns True if it saved `state` as step `step`; False if not due or that step exists.
+
+        Args:
+          step: the state's step (``int(state.step)``); saved when `should_save(step)` or `force`
+            (use ``force=True`` for the final step).
+          state: the `TrainState`.
+          extra: JSON-serialisable dict restored alongside the state, e.g. ``dict(data_position=...,
+            vocab_path=...)``.
+          metrics: scalars by name; ``metrics[best_metric]`` (if present and finite) ranks the
+            checkpoint for best-retention. A checkpoint without it is kept only while among the last
+            `keep`.
+
+        Raises:
+          ValueError: if `step` is not the state's step.
+        """
+        step = int(step)
+        if not (force or self.should_save(step)):
+            return False
+        if step in self._manager.all_steps():
+            return False
+        if int(jax.device_get(state.step)) != step:
+            raise ValueError(f"save(step={step}) got a state at step {int(state.step)}")
+        ranked = None
+        if self.best_metric is not None and metrics is not None and self.best_metric in metrics:
+            value = float(jax.device_get(metrics[self.best_metric]))
+            if math.isfinite(value):
+                ranked = {k: float(jax.device_get(v)) for k, v in metrics.items()}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)),
+                                  extra=ocp.args.JsonSave(dict(extra or {})))
+        return bool(self._manager.save(step, args=args, metrics=ranked, force=True))
+
+    def restore(self, template_state: TrainState, step: int) -> tuple[TrainState, dict]:
+        """Returns ``(state, extra)`` saved at `step`, with the template's shapes, dtypes and shardings.
+
+        Args:
+          template_state: a `TrainState` of the same structure (e.g. a freshly created one); its `tx`
+            is carried over, its arrays only give shapes, dtypes and placement.
+          step: a kept step (see `all_steps`).
+        """
+        self.wait()
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _to_tree(template_state))
+        restored = self._manager.restore(int(step), args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
+        tree = restored["state"]
+        key = tree["key"]
+        if _is_typed_key(template_state.key):
+            key = jax.random.wrap_key_data(key, impl=jax.random.key_impl(template_state.key))
+        state = template_state.replace(params=tree["params"], opt_state=tree["opt_state"], step=tree["step"],
+                                       key=key)
+        return state, dict(restored["extra"] or {})
+
+    def restore_latest(self, template_state: TrainState) -> tuple[TrainState, dict] | None:
+        """Returns ``(state, extra)`` of the newest checkpoint, or None if there is none (a fresh run)."""
+        self.wait()
+        step = self._manager.latest_step()
+        return None if step is None else self.restore(template_state, step)
+
+    # --- lifetime
+    def wait(self) -> None:
+        """Blocks until every pending asynchronous write is on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Waits for pending writes and releases orbax's threads."""
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+    def __enter__(self) -> "Checkpointer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
