@@ -1,0 +1,106 @@
+"""A many-to-one sequence classifier: embedding -> (bi)directional recurrent stack -> pooling -> softmax.
+
+Pooling (over each sequence's own length, never over padding):
+* ``'final'``: the final state of each direction of the last layer, concatenated (the backward
+  direction's final state is the state after the sequence's first token);
+* ``'mean'`` / ``'max'``: masked mean / max of the last layer's outputs over valid steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rnn_jax import rnn as rnn_lib
+from rnn_jax.cells import LSTMState
+from rnn_jax.sequence import lengths_to_mask
+from rnn_jax.models.common import embed_tokens
+from rnn_jax.unroll import _dropout_mask
+
+POOLINGS = ("final", "mean", "max")
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifier:
+    """Hyperparameters; `init` makes parameters, `apply` gives logits, `loss` masked sums.
+
+    Attributes:
+      vocab_size, embed_dim, hidden_size, num_classes: V, E, H, C.
+      num_layers: recurrent layers.
+      cell: ``'lstm'`` or ``'gru'``.
+      bidirectional: two directions per layer (each within its own length).
+      pooling: ``'final'``, ``'mean'`` or ``'max'``.
+      dropout: rate on the embeddings, between layers and on the pooled features.
+      pad_id: the padding token id (its embedding is still learnt; padding is masked by lengths).
+    """
+
+    vocab_size: int
+    embed_dim: int
+    hidden_size: int
+    num_classes: int
+    num_layers: int = 1
+    cell: str = "lstm"
+    bidirectional: bool = True
+    pooling: str = "max"
+    dropout: float = 0.0
+    dtype: Any = None
+
+    def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
+
+    @property
+    def rnn(self):
+        """The recurrent stack's spec (batch-first)."""
+        cls = rnn_lib.LSTM if self.cell == "lstm" else rnn_lib.GRU
+        return cls(self.embed_dim, self.hidden_size, self.num_layers, batch_first=True, dropout=self.dropout,
+                   bidirectional=self.bidirectional, dtype=self.dtype)
+
+    @property
+    def features(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    def init(self, key) -> dict:
+        """Returns ``{'embed': [V, E], 'rnn': [...], 'out': {'w': [D*H, C], 'b': [C]}}``."""
+        k_e, k_r, k_o = jax.random.split(key, 3)
+        bound = 1.0 / math.sqrt(self.features)
+        return {"embed": jax.random.normal(k_e, (self.vocab_size, self.embed_dim)) * 0.1,
+                "rnn": self.rnn.init(k_r),
+                "out": {"w": jax.random.uniform(k_o, (self.features, self.num_classes), minval=-bound, maxval=bound),
+                        "b": jnp.zeros((self.num_classes,))}}
+
+    def apply(self, params, tokens, lengths, *, dropout_key=None, deterministic: bool = True):
+        """Returns logits ``[B, C]`` for ``tokens [B, T]`` with ``lengths [B]`` (each >= 1)."""
+        x, rnn_key, out_key = embed_tokens(params["embed"], tokens, rate=self.dropout, dropout_key=dropout_key,
+                                           deterministic=deterministic)  # x [B, T, E]
+        ys, final = self.rnn.apply(params["rnn"], x, lengths, dropout_key=rnn_key, deterministic=deterministic)
+        ys = ys.astype(jnp.float32)  # [B, T, D*H], zero past each length
+        if self.pooling == "final":
+            h_n = final.h if isinstance(final, LSTMState) else final  # [L*D, B, H]
+            D = 2 if self.bidirectional else 1
+            feats = jnp.concatenate(list(h_n[-D:]), axis=-1).astype(jnp.float32)  # [B, D*H]
+        else:
+            mask = lengths_to_mask(lengths, tokens.shape[1])[:, :, None]  # [B, T, 1]
+            if self.pooling == "mean":
+                feats = jnp.sum(ys, axis=1) / jnp.maximum(lengths, 1)[:, None].astype(ys.dtype)  # [B, D*H]
+            else:
+                feats = jnp.max(jnp.where(mask, ys, -jnp.inf), axis=1)  # [B, D*H]
+        if out_key is not None:
+            feats = feats * _dropout_mask(out_key, self.dropout, feats.shape, feats.dtype)
+        return feats @ params["out"]["w"] + params["out"]["b"][None, :]  # [B, C]
+
+    def loss(self, params, tokens, lengths, labels, weights, *, dropout_key=None, deterministic=True):
+        """Returns ``(loss_sum, count, aux)``: weighted cross-entropy sum, sum of ``weights [B]``, and
+        ``aux = {'correct': weighted count of right answers, 'predictions': [B] argmax classes}``."""
+        logits = self.apply(params, tokens, lengths, dropout_key=dropout_key, deterministic=deterministic)
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [B]
+        predictions = jnp.argmax(logits, -1)  # [B]
+        correct = jnp.sum((predictions == labels).astype(jnp.float32) * weights)
+        return jnp.sum(nll * weights), jnp.sum(weights), {"correct": correct, "predictions": predictions}
