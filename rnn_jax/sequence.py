@@ -52,6 +52,28 @@ def check_lengths(lengths, batch_size: int, max_len: int, name: str = "lengths")
     return arr.astype(jnp.int32)
 
 
+def valid_steps(lengths, mask, time: int, batch: int, *, time_major: bool = False):
+    """Returns the time-major boolean ``[T, B]`` of valid steps from `lengths` or `mask` (None if neither).
+
+    Args:
+      lengths: optional ``[B]`` integers in ``[0, T]`` (checked by `check_lengths`).
+      mask: optional boolean ``[B, T]`` (``[T, B]`` if time_major); not together with lengths.
+      time, batch: T and B of the padded batch.
+    """
+    if lengths is not None and mask is not None:
+        raise ValueError("pass lengths or mask, not both")
+    if mask is not None:
+        mask = jnp.asarray(mask)
+        want = (time, batch) if time_major else (batch, time)
+        if mask.shape != want:
+            raise ValueError(f"mask must have shape {list(want)}, got {mask.shape}")
+        return (mask if time_major else mask.T).astype(bool)  # [T, B]
+    if lengths is not None:
+        lengths = check_lengths(lengths, batch, time)
+        return jnp.arange(time)[:, None] < lengths[None, :]  # [T, B]
+    return None
+
+
 def lengths_to_mask(lengths, max_len: int, *, time_major: bool = False) -> Array:
     """Returns the boolean mask ``[B, T]`` (``[T, B]`` if time_major) of valid steps, ``t < lengths[b]``."""
     lengths = jnp.asarray(lengths)

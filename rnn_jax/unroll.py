@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from rnn_jax.cells import Cell, LSTMState
 from rnn_jax.fused import fused_scan
-from rnn_jax.sequence import check_lengths
+from rnn_jax.sequence import valid_steps
 
 Array = jax.Array
 
@@ -119,19 +119,7 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
 
     xs = xs if time_major else jnp.swapaxes(xs, 0, 1)  # [T, B, I]
     T, B = xs.shape[:2]
-    if lengths is not None and mask is not None:
-        raise ValueError("pass lengths or mask, not both")
-    if mask is not None:
-        mask = jnp.asarray(mask)
-        want = (T, B) if time_major else (B, T)
-        if mask.shape != want:
-            raise ValueError(f"mask must have shape {list(want)}, got {mask.shape}")
-        valid = (mask if time_major else mask.T).astype(bool)  # [T, B]
-    elif lengths is not None:
-        lengths = check_lengths(lengths, B, T)
-        valid = jnp.arange(T)[:, None] < lengths[None, :]  # [T, B]
-    else:
-        valid = None
+    valid = valid_steps(lengths, mask, T, B, time_major=time_major)  # [T, B] or None
 
     expected = cell.initial_carry((B,))
     carry = expected if carry is None else _check_carry(carry, expected)
