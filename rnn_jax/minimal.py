@@ -70,7 +70,7 @@ import jax.numpy as jnp
 
 from rnn_jax.cells import INITIALIZERS, Cell, _acc_dtype, _bcast, _check_choice, _check_size, _matmul
 from rnn_jax.sequence import valid_steps
-from rnn_jax.unroll import _check_carry
+from rnn_jax.unroll import _check_carry, check_inputs
 
 Array = jax.Array
 Params = dict
@@ -244,13 +244,7 @@ def parallel_unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: b
         final, ys = parallel_unroll(cell, params, xs[None], add(lengths), add(carry), reverse, False,
                                     mask=add(mask), scan=scan)
         return final[0], ys[0]
-    if xs.ndim != 3:
-        layout = "[time, batch, features]" if time_major else "[batch, time, features]"
-        raise ValueError(f"xs must have shape {layout} or [time, features], got {xs.shape}")
-    input_size = params["w_ih"].shape[0]
-    if xs.shape[-1] != input_size:
-        raise ValueError(f"xs must have {input_size} features (the cell's input_size) on its last axis, "
-                         f"got shape {xs.shape}")
+    check_inputs(xs, params, time_major)
 
     xs = xs if time_major else jnp.swapaxes(xs, 0, 1)  # [T, B, I]
     T, B = xs.shape[:2]

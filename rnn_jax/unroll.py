@@ -55,6 +55,18 @@ def _with_h(carry, h):
     return carry._replace(h=h) if isinstance(carry, LSTMState) else h
 
 
+def check_inputs(xs, params, time_major: bool) -> int:
+    """Returns the cell's input size after checking that batched ``xs`` is ``[B, T, I]`` (``[T, B, I]``)."""
+    if xs.ndim != 3:
+        layout = "[time, batch, features]" if time_major else "[batch, time, features]"
+        raise ValueError(f"xs must have shape {layout} or [time, features], got {xs.shape}")
+    input_size = params["w_ih"].shape[0]
+    if xs.shape[-1] != input_size:
+        raise ValueError(f"xs must have {input_size} features (the cell's input_size) on its last axis, "
+                         f"got shape {xs.shape}")
+    return input_size
+
+
 def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = False, time_major: bool = False,
            unroll: int = 1, *, mask=None, checkpoint: bool = False, hoist_inputs: bool | None = None,
            input_dropout: float = 0.0, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
@@ -103,13 +115,7 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
                               recurrent_dropout=recurrent_dropout, zoneout=zoneout, dropout_key=dropout_key,
                               deterministic=deterministic, fused_backward=fused_backward)
         return jax.tree.map(lambda c: c[0], final), ys[0]
-    if xs.ndim != 3:
-        layout = "[time, batch, features]" if time_major else "[batch, time, features]"
-        raise ValueError(f"xs must have shape {layout} or [time, features], got {xs.shape}")
-    input_size = params["w_ih"].shape[0]
-    if xs.shape[-1] != input_size:
-        raise ValueError(f"xs must have {input_size} features (the cell's input_size) on its last axis, "
-                         f"got shape {xs.shape}")
+    input_size = check_inputs(xs, params, time_major)
     for name, rate in (("input_dropout", input_dropout), ("recurrent_dropout", recurrent_dropout),
                        ("zoneout", zoneout)):
         _check_rate(name, rate)
