@@ -2,9 +2,13 @@
 
 Train (the README's main job; ``--steps`` stops early, ``--smoke`` shrinks everything)::
 
-    python -m experiments.char_lm --workdir=/tmp/char_lm                      # tiny Shakespeare
-    python -m experiments.char_lm --workdir=/tmp/ptb_char --corpus=ptb_char
-    python -m experiments.char_lm --workdir=/tmp/ptb_word --corpus=ptb_word ...   (word level)
+    python -m experiments.char_lm --workdir=/tmp/char_lm                   # tiny Shakespeare
+    python -m experiments.char_lm --workdir=/tmp/ptb_char --corpus=ptb      # PTB characters
+    python -m experiments.char_lm --workdir=/tmp/ptb_word --level=word      # PTB words, Zaremba et al. small
+    python -m experiments.char_lm --workdir=/tmp/ptb_med --level=word --preset=word_medium
+
+Every hyperparameter flag defaults to its preset's value (`PRESETS`: 'char', 'word_small', 'word_medium');
+flags given explicitly override the preset.
 
 Sample from the newest checkpoint of a workdir::
 
@@ -17,9 +21,14 @@ workdir; a restarted run resumes from the newest checkpoint with the same data p
 state, so its curve continues the uninterrupted one. Evaluation covers the whole validation/test text
 (every target once, state carried across chunks) and reports nats and bits per character.
 
-Default flags: a 2-layer 512-unit LSTM, dropout 0.25, Adam 2e-3 with cosine decay, clipping 5, batch
-64 x 100 characters, the configuration of the PyTorch reference in issue 4. Results with defaults on the
-2-core CPU are recorded in BUILD_NOTES.md (issue 4).
+Character level (default): a 2-layer 512-unit LSTM, dropout 0.25 between the layers only (as
+``torch.nn.LSTM(dropout=0.25)``), Adam 2e-3 with cosine decay over 1400 steps, clipping 5, batch 64 x 100
+characters: the configuration of the PyTorch reference in issue 4, sized to train within 30 minutes on 2
+cores. Evaluation reads each split as one stream (batch 1) with the state carried throughout.
+
+Word level: Zaremba et al. (2014)'s small model (2 x 200 LSTM, no dropout, every parameter uniform in
++-0.1, SGD 1.0 halved each epoch after the 4th, clipping 5, batch 20 x 20 words, 13 epochs; evaluation
+in 10 streams). Results with defaults on the 2-core CPU are recorded in BUILD_NOTES.md (issue 4).
 """
 
 from __future__ import annotations
@@ -39,48 +48,20 @@ import numpy as np
 from rnn_jax import decoding, training
 from rnn_jax.data import lm as lm_data
 from rnn_jax.data.vocab import Vocabulary
-from rnn_jax.models.language_model import LanguageModel
+from rnn_jax.models.language_model import CELLS, LanguageModel
 
-CORPORA = ("tiny_shakespeare", "ptb_char", "ptb_word")
+CORPORA = ("tiny_shakespeare", "ptb_char", "ptb_word", "ptb")  # "ptb": characters or words by --level
+LEVELS = ("char", "word")
 FLAGS = flags.FLAGS
-
-
-def define_flags():
-    """Defines the command-line flags (only when run as a program: tests import this module)."""
-    flags.DEFINE_string("workdir", None, "Checkpoints, metrics, vocabulary, samples and plots go here.")
-    flags.DEFINE_enum("mode", "train", ["train", "sample"], "train (resumes if the workdir has a "
-                      "checkpoint) or sample from the newest checkpoint.")
-    flags.DEFINE_enum("corpus", "tiny_shakespeare", CORPORA, "Dataset.")
-    flags.DEFINE_string("data_dir", None, "Folder laid out like ../shared/data (default $RNN_JAX_DATA).")
-    flags.DEFINE_enum("cell", "lstm", ["lstm", "peephole", "gru"], "Recurrent cell.")
-    flags.DEFINE_integer("layers", 2, "Recurrent layers.")
-    flags.DEFINE_integer("hidden", 512, "Units per layer.")
-    flags.DEFINE_integer("embed", 128, "Embedding size (== hidden with --tie_embeddings).")
-    flags.DEFINE_bool("tie_embeddings", False, "Share input embedding and output weights.")
-    flags.DEFINE_float("dropout", 0.25, "Dropout on embeddings, between layers, before the output.")
-    flags.DEFINE_integer("batch_size", 64, "Parallel text streams.")
-    flags.DEFINE_integer("seq_len", 100, "Truncated-BPTT length (steps per chunk).")
-    flags.DEFINE_float("learning_rate", 2e-3, "Peak learning rate.")
-    flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw", "sgd"], "Optimiser.")
-    flags.DEFINE_enum("schedule", "cosine", ["constant", "cosine", "linear_warmup_cosine", "step"],
-                      "Learning-rate schedule over --steps.")
-    flags.DEFINE_integer("warmup_steps", 0, "Linear warm-up steps.")
-    flags.DEFINE_float("clip_norm", 5.0, "Clip gradients to this global norm (0: off).")
-    flags.DEFINE_integer("steps", 1600, "Training steps (chunks of batch_size x seq_len).")
-    flags.DEFINE_integer("eval_every", 400, "Evaluate on the validation text every N steps.")
-    flags.DEFINE_integer("save_every", 200, "Checkpoint every N steps (and at the end).")
-    flags.DEFINE_integer("log_every", 50, "Log training metrics every N steps.")
-    flags.DEFINE_integer("seed", 0, "Seed of parameters, dropout and sampling.")
-    flags.DEFINE_string("prime", "\n", "Text the samples start from.")
-    flags.DEFINE_integer("sample_length", 500, "Tokens to sample.")
-    flags.DEFINE_float("temperature", 0.8, "Sampling temperature (> 0).")
-    flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens (0: all).")
-    flags.DEFINE_bool("smoke", False, "Tiny model and few steps: runs the whole pipeline in seconds.")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything a run depends on (flags parsed into plain values; the library reads no flags)."""
+    """Everything a run depends on (flags parsed into plain values; the library reads no flags).
+
+    The defaults are the character-level preset (``PRESETS['char']``). Training length: `steps` if set,
+    else `epochs` passes over the training text. `eval_every` None evaluates once per epoch.
+    """
 
     corpus: str = "tiny_shakespeare"
     data_dir: str | None = None
@@ -90,37 +71,158 @@ class Config:
     embed: int = 128
     tie_embeddings: bool = False
     dropout: float = 0.25
+    embed_dropout: float = 0.0
+    output_dropout: float = 0.0
+    init_scale: float | None = None
+    hoist_inputs: bool | None = None  # None: by backend (rnn_jax.unroll)
     batch_size: int = 64
     seq_len: int = 100
     learning_rate: float = 2e-3
     optimizer: str = "adam"
     schedule: str = "cosine"
     warmup_steps: int = 0
+    decay_start_epoch: float = 4.0
+    decay_factor: float = 0.5
     clip_norm: float = 5.0
-    steps: int = 1600
-    eval_every: int = 400
+    steps: int | None = 1400
+    epochs: float | None = None
+    eval_every: int | None = 400
     save_every: int = 200
     log_every: int = 50
     seed: int = 0
-    eval_batch_size: int = 128
+    eval_batch_size: int = 1  # the whole split as one stream, the state carried throughout
+
+    @property
+    def level(self) -> str:
+        return "word" if self.corpus == "ptb_word" else "char"
 
 
-def config_from_flags() -> Config:
-    """Returns the Config of the command line; --smoke overrides sizes for an end-to-end run in seconds."""
-    names = [f.name for f in dataclasses.fields(Config) if f.name != "eval_batch_size"]
-    cfg = Config(**{name: getattr(FLAGS, name) for name in names})
-    return smoke_config(cfg) if FLAGS.smoke else cfg
+# Zaremba et al. (2014), Penn Treebank words: all parameters uniform in +-init_scale, SGD at 1.0 halved
+# (small; x0.8 for medium) every epoch after the 4th (medium: 6th), gradients clipped to norm 5. At batch
+# 20 the input projection hoisted out of the loop is faster on CPU too (88 -> 73 ms per step, BUILD_NOTES).
+_WORD_SMALL = Config(corpus="ptb_word", layers=2, hidden=200, embed=200, dropout=0.0, embed_dropout=0.0,
+                     output_dropout=0.0, init_scale=0.1, hoist_inputs=True, batch_size=20, seq_len=20,
+                     learning_rate=1.0, optimizer="sgd", schedule="step", decay_start_epoch=4, decay_factor=0.5,
+                     clip_norm=5.0, steps=None, epochs=13, eval_every=None, save_every=1000, log_every=250,
+                     eval_batch_size=10)
+PRESETS = {
+    "char": Config(),
+    "word_small": _WORD_SMALL,
+    "word_medium": dataclasses.replace(_WORD_SMALL, hidden=650, embed=650, dropout=0.5, embed_dropout=0.5,
+                                       output_dropout=0.5, init_scale=0.05, seq_len=35, decay_start_epoch=6,
+                                       decay_factor=0.8, epochs=39),
+}
+_PRESET_OF_LEVEL = {"char": "char", "word": "word_small"}
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS):
+    """Defines the experiment's flags (only when run as a program: importing the module defines none)."""
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_string("workdir", None, "Checkpoints, metrics, vocabulary, samples and plots go here.", **fv)
+    flags.DEFINE_enum("mode", "train", ["train", "sample"], "train (resumes if the workdir has a "
+                      "checkpoint) or sample from the newest checkpoint.", **fv)
+    flags.DEFINE_enum("level", "char", LEVELS, "char: tiny Shakespeare (or PTB characters); word: Penn "
+                      "Treebank words with Zaremba et al.'s small configuration.", **fv)
+    flags.DEFINE_enum("preset", None, list(PRESETS), "Defaults of every hyperparameter flag below (default: "
+                      "'char' at --level=char, 'word_small' at --level=word; 'word_medium' is Zaremba et al.'s "
+                      "regularised 2x650 model, 39 epochs). Flags given explicitly override it.", **fv)
+    flags.DEFINE_enum("corpus", None, CORPORA, "Dataset (default: the preset's; 'ptb' follows --level).", **fv)
+    flags.DEFINE_string("data_dir", None, "Folder laid out like ../shared/data (default $RNN_JAX_DATA).", **fv)
+    flags.DEFINE_enum("cell", None, list(CELLS), "Recurrent cell (min_gru/min_lstm: Feng et al. 2024, "
+                      "parallel scan).", **fv)
+    flags.DEFINE_integer("layers", None, "Recurrent layers.", **fv)
+    flags.DEFINE_integer("hidden", None, "Units per layer.", **fv)
+    flags.DEFINE_integer("embed", None, "Embedding size (== hidden with --tie_embeddings).", **fv)
+    flags.DEFINE_bool("tie_embeddings", None, "Share input embedding and output weights.", **fv)
+    flags.DEFINE_float("dropout", None, "Dropout between layers.", **fv)
+    flags.DEFINE_float("embed_dropout", None, "Dropout on the embeddings.", **fv)
+    flags.DEFINE_float("output_dropout", None, "Dropout on the last layer's outputs.", **fv)
+    flags.DEFINE_float("init_scale", None, "If > 0, every parameter starts uniform in +-init_scale; 0 keeps "
+                       "the layers' own initialisers.", **fv)
+    flags.DEFINE_bool("hoist_inputs", None, "Project the inputs of all steps before the time loop (default: "
+                      "the preset's, else by backend).", **fv)
+    flags.DEFINE_integer("batch_size", None, "Parallel text streams.", **fv)
+    flags.DEFINE_integer("seq_len", None, "Truncated-BPTT length (steps per chunk).", **fv)
+    flags.DEFINE_float("learning_rate", None, "Peak learning rate.", **fv)
+    flags.DEFINE_enum("optimizer", None, ["adam", "adamw", "sgd"], "Optimiser.", **fv)
+    flags.DEFINE_enum("schedule", None, ["constant", "cosine", "linear_warmup_cosine", "step"],
+                      "Learning-rate schedule ('step': x decay_factor from decay_start_epoch, then every epoch).", **fv)
+    flags.DEFINE_integer("warmup_steps", None, "Linear warm-up steps.", **fv)
+    flags.DEFINE_float("decay_start_epoch", None, "'step' schedule: epoch of the first decay.", **fv)
+    flags.DEFINE_float("decay_factor", None, "'step' schedule: factor per decay.", **fv)
+    flags.DEFINE_float("clip_norm", None, "Clip gradients to this global norm (0: off).", **fv)
+    flags.DEFINE_integer("steps", None, "Training steps (chunks of batch_size x seq_len); overrides --epochs.", **fv)
+    flags.DEFINE_float("epochs", None, "Passes over the training text (used when the preset or --steps sets no "
+                       "step count).", **fv)
+    flags.DEFINE_integer("eval_every", None, "Evaluate on the validation text every N steps (0: every epoch).", **fv)
+    flags.DEFINE_integer("save_every", None, "Checkpoint every N steps (and at the end).", **fv)
+    flags.DEFINE_integer("log_every", None, "Log training metrics every N steps.", **fv)
+    flags.DEFINE_integer("seed", 0, "Seed of parameters, dropout and sampling.", **fv)
+    flags.DEFINE_string("prime", "\n", "Text the samples start from.", **fv)
+    flags.DEFINE_integer("sample_length", 500, "Tokens to sample.", **fv)
+    flags.DEFINE_float("temperature", 0.8, "Sampling temperature (> 0).", **fv)
+    flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens (0: all).", **fv)
+    flags.DEFINE_bool("smoke", False, "Tiny model and few steps: runs the whole pipeline in seconds.", **fv)
+
+
+def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
+    """Returns the Config of the command line: the preset, overridden by the flags given explicitly.
+
+    --smoke then shrinks sizes for an end-to-end run in seconds.
+    """
+    fv = flag_values
+    level = fv.level
+    preset = fv.preset or _PRESET_OF_LEVEL[level]
+    base = PRESETS[preset]
+    if base.level != level:
+        raise app.UsageError(f"--preset={preset} is a {base.level}-level configuration, but --level={level}")
+    overrides = {}
+    for f in dataclasses.fields(Config):
+        if f.name != "eval_batch_size" and getattr(fv, f.name) is not None:
+            overrides[f.name] = getattr(fv, f.name)
+    if overrides.get("corpus") == "ptb":
+        overrides["corpus"] = f"ptb_{level}"
+    if "steps" in overrides and "epochs" not in overrides:
+        overrides["epochs"] = None
+    elif "epochs" in overrides and "steps" not in overrides:
+        overrides["steps"] = None
+    if overrides.get("init_scale") == 0:
+        overrides["init_scale"] = None
+    if overrides.get("eval_every") == 0:
+        overrides["eval_every"] = None
+    cfg = dataclasses.replace(base, **overrides)
+    if cfg.level != level:
+        raise app.UsageError(f"--corpus={cfg.corpus} is {cfg.level}-level, but --level={level}")
+    if cfg.steps is None and cfg.epochs is None:
+        raise app.UsageError("set --steps or --epochs")
+    return smoke_config(cfg) if fv.smoke else cfg
 
 
 def smoke_config(cfg: Config) -> Config:
     """Returns `cfg` shrunk to a tiny model and a few steps (tests, demos)."""
-    return dataclasses.replace(cfg, layers=1, hidden=32, embed=16, batch_size=8, seq_len=20, steps=min(cfg.steps, 30),
-                               eval_every=15, save_every=10, log_every=5, eval_batch_size=512)
+    return dataclasses.replace(cfg, layers=1, hidden=32, embed=16 if not cfg.tie_embeddings else 32, batch_size=8,
+                               seq_len=20, steps=min(cfg.steps or 30, 30), epochs=None, eval_every=15,
+                               save_every=10, log_every=5, eval_batch_size=512)
+
+
+def total_steps(cfg: Config, epoch_steps: int) -> int:
+    """Returns the run's length in steps: `cfg.steps`, else `cfg.epochs` epochs of `epoch_steps` chunks."""
+    return cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * epoch_steps))
+
+
+def make_tx(cfg: Config, epoch_steps: int):
+    """Returns the optax optimiser of `cfg` for a training split of `epoch_steps` chunks per epoch."""
+    return training.make_optimizer(cfg.optimizer, cfg.learning_rate, schedule=cfg.schedule,
+                                   warmup_steps=cfg.warmup_steps, total_steps=total_steps(cfg, epoch_steps),
+                                   decay_start=round(cfg.decay_start_epoch * epoch_steps), decay_every=epoch_steps,
+                                   decay_factor=cfg.decay_factor, clip_norm=cfg.clip_norm or None)
 
 
 def build_model(cfg: Config, vocab_size: int) -> LanguageModel:
     return LanguageModel(vocab_size, cfg.hidden if cfg.tie_embeddings else cfg.embed, cfg.hidden, cfg.layers,
-                         cell=cfg.cell, dropout=cfg.dropout, tie_embeddings=cfg.tie_embeddings)
+                         cell=cfg.cell, dropout=cfg.dropout, embed_dropout=cfg.embed_dropout,
+                         output_dropout=cfg.output_dropout, tie_embeddings=cfg.tie_embeddings,
+                         init_scale=cfg.init_scale, hoist_inputs=cfg.hoist_inputs)
 
 
 def _load_corpus(cfg: Config, workdir: Path, splits=("train", "validation", "test")):
@@ -217,9 +319,10 @@ def train_and_evaluate(cfg: Config, workdir: str | os.PathLike) -> dict:
     logging.info("corpus %s: vocabulary %d, train %d tokens; model %s", cfg.corpus, len(corpus.vocab),
                  len(corpus.splits["train"]), model)
     train_batches = lm_data.LMBatches(corpus.splits["train"], cfg.batch_size, cfg.seq_len)
-    tx = training.make_optimizer(cfg.optimizer, cfg.learning_rate, schedule=cfg.schedule,
-                                 warmup_steps=cfg.warmup_steps, total_steps=cfg.steps,
-                                 clip_norm=cfg.clip_norm or None)
+    epoch_steps = len(train_batches)
+    steps = total_steps(cfg, epoch_steps)
+    eval_every = cfg.eval_every or epoch_steps
+    tx = make_tx(cfg, epoch_steps)
     key = jax.random.key(cfg.seed)
     state = training.create_train_state(model.init(jax.random.fold_in(key, 0)), tx, jax.random.fold_in(key, 1))
     carry = model.initial_state(cfg.batch_size)
@@ -234,22 +337,22 @@ def train_and_evaluate(cfg: Config, workdir: str | os.PathLike) -> dict:
     batches = train_batches.iterator(position)
     train_step, eval_step = make_steps(model)
     writer = training.MetricWriter(workdir)
-    progress = training.ProgressLine(cfg.steps, start_step=int(state.step))
+    progress = training.ProgressLine(steps, start_step=int(state.step))
     history, valid = [], None
-    for step in range(int(state.step) + 1, cfg.steps + 1):
+    for step in range(int(state.step) + 1, steps + 1):
         b = next(batches)
         if b.reset:
             carry = model.initial_state(cfg.batch_size)
         state, metrics = train_step(state, {"inputs": b.inputs, "targets": b.targets, "mask": b.mask, "carry": carry})
         carry = metrics.pop("carry")
         history.append(metrics)
-        due_eval = step % cfg.eval_every == 0 or step == cfg.steps
+        due_eval = step % eval_every == 0 or step == steps
         if step % cfg.log_every == 0 or due_eval or ckpt.should_save(step):
             training.check_finite(history, step)
             train = training.reduce_metrics(history)
             history = []
             scalars = {"train_loss": train["loss"], "train_bpc": train["loss"] / np.log(2.0),
-                       "grad_norm": train["grad_norm"], "epoch": step / len(train_batches)}
+                       "grad_norm": train["grad_norm"], "epoch": step / epoch_steps}
             if due_eval:
                 valid = evaluate(model, eval_step, state.params, corpus.splits["validation"], cfg.eval_batch_size,
                                  cfg.seq_len)
@@ -260,7 +363,7 @@ def train_and_evaluate(cfg: Config, workdir: str | os.PathLike) -> dict:
                 logging.info(line)
             ckpt.save(step, state, extra={"data_position": batches.get_state()["position"],
                                           "carry": _encode_state(carry)},
-                      metrics={"valid_loss": valid["loss"]} if due_eval else None, force=step == cfg.steps)
+                      metrics={"valid_loss": valid["loss"]} if due_eval else None, force=step == steps)
     ckpt.wait()
     valid = evaluate(model, eval_step, state.params, corpus.splits["validation"], cfg.eval_batch_size, cfg.seq_len)
     test = evaluate(model, eval_step, state.params, corpus.splits["test"], cfg.eval_batch_size, cfg.seq_len)
@@ -288,16 +391,14 @@ def sample_from_checkpoint(cfg: Config, workdir: str | os.PathLike, prime: str, 
         cfg = Config(**json.loads((workdir / "config.json").read_text()))
     vocab = Vocabulary.load(workdir / "vocab.json")
     model = build_model(cfg, len(vocab))
-    tx = training.make_optimizer(cfg.optimizer, cfg.learning_rate, schedule=cfg.schedule, total_steps=cfg.steps,
-                                 clip_norm=cfg.clip_norm or None)
+    tx = make_tx(cfg, epoch_steps=1)  # only the optimiser state's structure matters here
     template = training.create_train_state(model.init(jax.random.key(0)), tx, jax.random.key(0))
     with training.Checkpointer(workdir, save_every=cfg.save_every) as ckpt:
         restored = ckpt.restore_latest(template)
     if restored is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint: train first (--mode=train)")
-    level = "word" if cfg.corpus == "ptb_word" else "char"
     return generate(model, restored[0].params, vocab, prime, length, jax.random.key(seed), temperature=temperature,
-                    top_k=top_k, level=level)
+                    top_k=top_k, level=cfg.level)
 
 
 def main(argv):

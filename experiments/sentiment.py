@@ -43,6 +43,7 @@ def define_flags():
     flags.DEFINE_integer("embed", 256, "Embedding size.")
     flags.DEFINE_enum("pooling", "max", POOLINGS, "How outputs become one vector.")
     flags.DEFINE_float("dropout", 0.5, "Dropout on embeddings, between layers and on pooled features.")
+    flags.DEFINE_float("word_dropout", 0.0, "Rate at which training words are replaced by <unk>.")
     flags.DEFINE_integer("batch_size", 64, "Sentences per batch.")
     flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (Adam, cosine decay).")
     flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay (0: Adam).")
@@ -64,6 +65,7 @@ class Config:
     embed: int = 256
     pooling: str = "max"
     dropout: float = 0.5
+    word_dropout: float = 0.0
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
@@ -163,7 +165,8 @@ def train_and_evaluate(cfg: Config, workdir: str | os.PathLike) -> dict:
         vocab.save(vocab_path)
     num_classes = 2 if binary else 5
     model = Classifier(len(vocab), cfg.embed, cfg.hidden, num_classes, cfg.layers, cell=cfg.cell,
-                       pooling=cfg.pooling, dropout=cfg.dropout)
+                       pooling=cfg.pooling, dropout=cfg.dropout, word_dropout=cfg.word_dropout,
+                       unk_id=int(vocab.encode([vocab.unk])[0]) if vocab.unk is not None else None)
     per_epoch = sum(1 for _ in _train_batches(cfg, train, vocab, 0))
     total = per_epoch * cfg.epochs
     logging.info("SST-%d: %d train examples (%d batches/epoch), %d dev, %d test; vocabulary %d", num_classes,

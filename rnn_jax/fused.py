@@ -42,6 +42,14 @@ def _masked(new, old, v):
     return jax.tree.map(lambda n, o: jnp.where(v[:, None], n, o), new, old)
 
 
+def _cast_matrices(params, dtype):
+    """`params` with ``w_ih`` and ``w_hh`` cast to the compute dtype once, outside the loop.
+
+    Under bfloat16 compute the cells' matmuls would otherwise convert the float32 matrices at every step.
+    """
+    return {**params, **{k: params[k].astype(dtype) for k in ("w_ih", "w_hh") if k in params}}
+
+
 def _tail_params(params):
     """The parameters the tail may differentiate: all but the two large matrices."""
     return {k: v for k, v in params.items() if k not in ("w_ih", "w_hh")}
@@ -50,10 +58,11 @@ def _tail_params(params):
 def _forward(cell, params, xs, carry0, valid, reverse, unroll, hoist, keep):
     """Runs the scan; returns (final, ys) or, with `keep`, (final, (ys, proj, carries, zh)), time-major."""
     cdt = _compute_dtype(cell, params)
-    w_hh = params["w_hh"]
+    pc = _cast_matrices(params, cdt)
+    w_hh = pc["w_hh"]
 
     def body(c, inp):
-        p_t = inp["x"] if hoist else cell.project_inputs(params, inp["x"])  # [B, G*H]
+        p_t = inp["x"] if hoist else cell.project_inputs(pc, inp["x"])  # [B, G*H]
         zh = _matmul(_h(c), w_hh, cdt).astype(_h(c).dtype)  # [B, G*H]
         new, y = cell.tail(params, c, p_t, zh)
         if "valid" in inp:
@@ -103,7 +112,8 @@ def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
     w_hh = params["w_hh"]
     # W_hh^T materialised once: XLA would otherwise fold the transpose into every step's dot, whose
     # transposed-operand form ran about 25% slower on XLA:CPU (BUILD_NOTES.md, issue 3)
-    w_hh_t = jax.lax.optimization_barrier(jnp.transpose(w_hh))  # [G*H, R]
+    pc = _cast_matrices(params, cdt)
+    w_hh_t = jax.lax.optimization_barrier(jnp.transpose(pc["w_hh"]))  # [G*H, R]
     tparams = _tail_params(params)
     # carry entering each step: the previous step's carry in scan order
     if reverse:
@@ -132,7 +142,7 @@ def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
         if hoist:
             return (g_c, d_tp), (g_x, g_zh)
         # the input gradient of this step does not feed the recurrence: XLA computes it beside it
-        _, vjp_x = jax.vjp(lambda x: cell.project_inputs(params, x), inp["xs"])
+        _, vjp_x = jax.vjp(lambda x: cell.project_inputs(pc, x), inp["xs"])
         return (g_c, d_tp), (g_x, g_zh, vjp_x(g_x.astype(inp["x"].dtype))[0])
 
     scanned = {"prev": prev, "x": proj, "zh": zh, "dy": d_ys}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from typing import Callable
 
@@ -265,6 +266,11 @@ def build_jax_experimental_rnn(w: Workload, overrides: dict) -> Prepared:
 
 
 _torch_threads = [0]  # 0: every CPU this process may run on
+# OMP_WAIT_POLICY for torch's OpenMP runtime, set before torch is first imported. 'passive': its threads
+# sleep after each parallel region instead of spinning, so a JAX peer timed next gets both cores back
+# (with the default, active, interleaved JAX timings lost 20-40%; BUILD_NOTES.md, issue 3).
+_torch_omp_wait = ["passive"]
+OMP_WAIT_POLICIES = ("passive", "active", "inherit")
 
 
 def set_torch_threads(threads: int) -> None:
@@ -272,8 +278,28 @@ def set_torch_threads(threads: int) -> None:
     _torch_threads[0] = threads
 
 
+def set_torch_omp_wait(policy: str) -> None:
+    """Sets OMP_WAIT_POLICY for torch ('passive', 'active', or 'inherit' the environment's); effective only
+    if torch is not imported yet (`torch_omp_wait` reports what torch got)."""
+    if policy not in OMP_WAIT_POLICIES:
+        raise ValueError(f"policy must be one of {OMP_WAIT_POLICIES}, got {policy!r}")
+    _torch_omp_wait[0] = policy
+
+
+def torch_omp_wait() -> str:
+    """Returns the OMP_WAIT_POLICY torch's OpenMP runtime read at import ('unset' if none)."""
+    return _omp_wait_at_import[0] or "unset"
+
+
+_omp_wait_at_import: list = [None]
+
+
 def import_torch():
     """Returns the torch module with its threads set (`set_torch_threads`), or None where not installed."""
+    if "torch" not in sys.modules:
+        if _torch_omp_wait[0] != "inherit":
+            os.environ["OMP_WAIT_POLICY"] = _torch_omp_wait[0].upper()
+        _omp_wait_at_import[0] = os.environ.get("OMP_WAIT_POLICY")
     try:
         import torch  # pylint: disable=g-import-not-at-top
     except ImportError:

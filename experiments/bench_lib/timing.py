@@ -12,7 +12,7 @@ import flax
 import jax
 import numpy as np
 
-from experiments.bench_lib.peers import import_torch
+from experiments.bench_lib.peers import import_torch, torch_omp_wait
 
 
 def time_interleaved(calls: Mapping[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
@@ -57,6 +57,7 @@ def machine_info() -> dict:
             "jax_devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
             "torch": torch.__version__ if torch else None,
             "torch_threads": torch.get_num_threads() if torch else None,
+            "torch_omp_wait_policy": torch_omp_wait() if torch else None,
             "torch_device": "cpu"}
     if torch is not None and torch.cuda.is_available():
         info["torch_device"] = f"cuda ({torch.cuda.get_device_name(0)}, cuDNN {torch.backends.cudnn.version()})"
@@ -67,4 +68,4 @@ def machine_line(info: dict) -> str:
     """Returns the one-line summary of `machine_info()` printed above every table."""
     return (f"machine: {info['cpu']}, {info['cpu_count']} cores | JAX {info['jax']} on {info['jax_backend']} "
             f"({info['jax_devices']}) | flax {info['flax']} | torch {info['torch']} on {info['torch_device']}, "
-            f"{info['torch_threads']} threads | python {info['python']}, {info['platform']}")
+            f"{info['torch_threads']} threads, OMP_WAIT_POLICY {info.get('torch_omp_wait_policy')} | python {info['python']}, {info['platform']}")

@@ -36,7 +36,9 @@ class Classifier:
       bidirectional: two directions per layer (each within its own length).
       pooling: ``'final'``, ``'mean'`` or ``'max'``.
       dropout: rate on the embeddings, between layers and on the pooled features.
-      pad_id: the padding token id (its embedding is still learnt; padding is masked by lengths).
+      word_dropout: in training, the rate at which input tokens are replaced by `unk_id` (whole words
+        dropped, as Flax's SST-2 example and Iyyer et al. 2015).
+      unk_id: the id that dropped words become (required when word_dropout > 0).
     """
 
     vocab_size: int
@@ -49,8 +51,14 @@ class Classifier:
     pooling: str = "max"
     dropout: float = 0.0
     dtype: Any = None
+    word_dropout: float = 0.0
+    unk_id: int | None = None
 
     def __post_init__(self):
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ValueError(f"word_dropout must lie in [0, 1), got {self.word_dropout}")
+        if self.word_dropout > 0 and self.unk_id is None:
+            raise ValueError("word_dropout > 0 needs unk_id, the id dropped words become")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.cell not in ("lstm", "gru"):
@@ -78,6 +86,10 @@ class Classifier:
 
     def apply(self, params, tokens, lengths, *, dropout_key=None, deterministic: bool = True):
         """Returns logits ``[B, C]`` for ``tokens [B, T]`` with ``lengths [B]`` (each >= 1)."""
+        if not deterministic and self.word_dropout > 0:
+            word_key, dropout_key = jax.random.split(dropout_key)
+            dropped = jax.random.bernoulli(word_key, self.word_dropout, tokens.shape)  # [B, T]
+            tokens = jnp.where(dropped, jnp.asarray(self.unk_id, tokens.dtype), tokens)
         x, rnn_key, out_key = embed_tokens(params["embed"], tokens, rate=self.dropout, dropout_key=dropout_key,
                                            deterministic=deterministic)  # x [B, T, E]
         ys, final = self.rnn.apply(params["rnn"], x, lengths, dropout_key=rnn_key, deterministic=deterministic)

@@ -16,11 +16,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rnn_jax import minimal
 from rnn_jax import rnn as rnn_lib
 from rnn_jax.models.common import embed_tokens
 from rnn_jax.unroll import _dropout_mask
 
-CELLS = ("lstm", "peephole", "gru")
+CELLS = ("lstm", "peephole", "gru", "min_gru", "min_lstm")
+MIN_CELLS = ("min_gru", "min_lstm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +34,22 @@ class LanguageModel:
       embed_dim: E, the embedding size (== hidden_size when tie_embeddings).
       hidden_size: H of every recurrent layer.
       num_layers: L.
-      cell: ``'lstm'`` (PyTorch's), ``'peephole'`` (Graves 2013) or ``'gru'``.
-      dropout: rate on embeddings, between layers and before the output (0 disables).
+      cell: ``'lstm'`` (PyTorch's), ``'peephole'`` (Graves 2013), ``'gru'``, or ``'min_gru'`` /
+        ``'min_lstm'`` (Feng et al. 2024, `rnn_jax.minimal`: a stack of layers each run by the parallel
+        associative scan, state ``h [L, B, H]``).
+      dropout: rate between layers (0 disables), and on the embeddings and before the output layer unless
+        `embed_dropout` / `output_dropout` are set.
+      embed_dropout: rate on the embeddings (None: `dropout`, as Zaremba et al.).
+      output_dropout: rate on the last layer's outputs before the output layer (None: `dropout`).
+      init_scale: if set, every parameter starts uniform in ``[-init_scale, init_scale]`` (Zaremba et al.);
+        None: N(0, 1) embeddings, the recurrent layers' `initializer`, uniform +-1/sqrt(H) output weights.
       tie_embeddings: the output layer reuses the embedding matrix (Press & Wolf 2017).
       initializer: ``'pytorch'`` or ``'jax'`` for the recurrent layers (see `rnn_jax.cells`).
       dtype: compute dtype of the recurrent layers (None: float32).
+      head_dtype: compute dtype of the output layer's matmul, accumulated in float32 (None: float32;
+        bfloat16 runs it about 1.7x faster on CPUs with AVX512_BF16 and on accelerators).
+      hoist_inputs: the recurrent layers' input projection outside the time loop (None: by backend,
+        see `rnn_jax.unroll`; at small batches True pays on CPU too).
     """
 
     vocab_size: int
@@ -48,18 +61,35 @@ class LanguageModel:
     tie_embeddings: bool = False
     initializer: str = "pytorch"
     dtype: Any = None
+    head_dtype: Any = None
+    hoist_inputs: bool | None = None
+    embed_dropout: float | None = None
+    output_dropout: float | None = None
+    init_scale: float | None = None
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        for name in ("dropout", "embed_dropout", "output_dropout"):
+            rate = getattr(self, name)
+            if rate is not None and not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {rate}")
+        if self.init_scale is not None and not self.init_scale > 0:
+            raise ValueError(f"init_scale must be None or > 0, got {self.init_scale}")
         if self.tie_embeddings and self.embed_dim != self.hidden_size:
             raise ValueError(f"tie_embeddings needs embed_dim == hidden_size, got {self.embed_dim} and "
                              f"{self.hidden_size}")
 
+    def min_cell(self):
+        """The minGRU/minLSTM cell of every layer (for ``cell in MIN_CELLS``)."""
+        make = minimal.min_gru if self.cell == "min_gru" else minimal.min_lstm
+        return make(self.hidden_size, dtype=self.dtype)
+
     @property
     def rnn(self) -> rnn_lib._RNNBase:
         """The recurrent stack's spec (batch-first)."""
-        common = dict(batch_first=True, dropout=self.dropout, initializer=self.initializer, dtype=self.dtype)
+        common = dict(batch_first=True, dropout=self.dropout, initializer=self.initializer, dtype=self.dtype,
+                      hoist_inputs=self.hoist_inputs)
         if self.cell == "gru":
             return rnn_lib.GRU(self.embed_dim, self.hidden_size, self.num_layers, **common)
         return rnn_lib.LSTM(self.embed_dim, self.hidden_size, self.num_layers, peephole=self.cell == "peephole",
@@ -74,25 +104,63 @@ class LanguageModel:
             out["w"] = jax.random.uniform(k_o, (self.hidden_size, self.vocab_size), minval=-bound, maxval=bound)
         # N(0, 1) as torch.nn.Embedding; with a 0.1 scale the first ~100 steps of a char LM sat at the
         # unigram loss (BUILD_NOTES.md, issue 4)
-        return {"embed": jax.random.normal(k_e, (self.vocab_size, self.embed_dim)),
-                "rnn": self.rnn.init(k_r), "out": out}
+        params = {"embed": jax.random.normal(k_e, (self.vocab_size, self.embed_dim)),
+                  "rnn": self._init_rnn(k_r), "out": out}
+        if self.init_scale is None:
+            return params
+        leaves, treedef = jax.tree.flatten(params)
+        keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+        return jax.tree.unflatten(treedef, [
+            jax.random.uniform(k, x.shape, x.dtype, -self.init_scale, self.init_scale) for k, x in zip(keys, leaves)])
+
+    def _init_rnn(self, key):
+        if self.cell not in MIN_CELLS:
+            return self.rnn.init(key)
+        cell = self.min_cell()
+        return [cell.init(k, self.embed_dim if layer == 0 else self.hidden_size)
+                for layer, k in enumerate(jax.random.split(key, self.num_layers))]
+
+    def _apply_min(self, params, x, state, key):
+        """The minGRU/minLSTM stack: ``x [B, T, E]``, ``state [L, B, H]`` -> ``(ys [B, T, H], state)``."""
+        cell = self.min_cell()
+        keys = jax.random.split(key, self.num_layers) if key is not None else [None] * self.num_layers
+        finals = []
+        for layer, p in enumerate(params):
+            h, x = minimal.parallel_unroll(cell, p, x, carry=state[layer], scan="linear")  # x [B, T, H]
+            finals.append(h)
+            if layer < self.num_layers - 1 and self.dropout > 0 and keys[layer] is not None:
+                x = x * _dropout_mask(keys[layer], self.dropout, x.shape, x.dtype)
+        return x, jnp.stack(finals)
 
     def initial_state(self, batch_size: int):
         """Returns the zero state in the spec's layout: ``h [L, B, H]`` (LSTM: ``LSTMState(h, c)``)."""
+        if self.cell in MIN_CELLS:
+            return self.min_cell().initial_carry((self.num_layers, batch_size))
         return self.rnn.cell().initial_carry((self.num_layers, batch_size))
 
     def apply(self, params, tokens, state=None, *, dropout_key=None, deterministic: bool = True):
         """Returns ``(logits [B, T, V], state)`` for ``tokens [B, T]`` starting from `state`."""
-        x, rnn_key, out_key = embed_tokens(params["embed"], tokens, rate=self.dropout, dropout_key=dropout_key,
-                                           deterministic=deterministic)  # x [B, T, E]
+        embed_rate = self.dropout if self.embed_dropout is None else self.embed_dropout
+        out_rate = self.dropout if self.output_dropout is None else self.output_dropout
+        x, rnn_key, out_key = embed_tokens(params["embed"], tokens, rate=max(self.dropout, out_rate),
+                                           dropout_key=dropout_key, deterministic=deterministic,
+                                           embed_rate=embed_rate)  # x [B, T, E]
         state = self.initial_state(tokens.shape[0]) if state is None else state
-        ys, state = self.rnn.apply(params["rnn"], x, None, state, dropout_key=rnn_key, deterministic=deterministic)
+        if self.cell in MIN_CELLS:
+            ys, state = self._apply_min(params["rnn"], x, state, rnn_key)
+        else:
+            ys, state = self.rnn.apply(params["rnn"], x, None, state, dropout_key=rnn_key,
+                                       deterministic=deterministic)
         ys = ys.astype(jnp.float32)  # [B, T, H]
-        if out_key is not None:
-            ys = ys * _dropout_mask(out_key, self.dropout, ys.shape, ys.dtype)
+        if out_key is not None and out_rate > 0:
+            ys = ys * _dropout_mask(out_key, out_rate, ys.shape, ys.dtype)
         w = params["embed"].T if self.tie_embeddings else params["out"]["w"]  # [H, V]
-        logits = ys @ w + params["out"]["b"][None, None, :]  # [B, T, V]
-        return logits, state
+        if self.head_dtype is None:
+            logits = ys @ w  # [B, T, V]
+        else:
+            logits = jnp.matmul(ys.astype(self.head_dtype), w.astype(self.head_dtype),
+                                preferred_element_type=jnp.float32)
+        return logits + params["out"]["b"][None, None, :], state
 
     def loss(self, params, tokens, targets, mask, state=None, *, dropout_key=None, deterministic=True):
         """Returns ``(loss_sum, count, state)``: summed cross-entropy (nats) over ``mask [B, T]``."""
