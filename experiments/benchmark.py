@@ -11,7 +11,7 @@ Other flags: ``--cells=lstm,gru,rnn --sizes=BxTxIxH,... --layers=N --bidirection
 ``--dtype=float32|bfloat16``, ``--mode=train|forward``, ``--repeats=5``, ``--warmup=2``, ``--peers``
 (default all five: rnn_jax, flax_linen, flax_nnx, torch, jax_experimental_rnn; rnn_jax variants such as
 ``rnn_jax:hoist_inputs=false,unroll=2`` override any spec field, see `bench_lib.peers`),
-``--torch_threads`` (0: all CPUs), ``--torch_omp_wait=passive``, ``--long_size=BxTxIxH`` and ``--roofline_n=2048``.
+``--torch_threads`` (0: all CPUs), ``--torch_omp_wait=inherit``, ``--long_size=BxTxIxH`` and ``--roofline_n=2048``.
 
 The default grid (`bench_lib.workload.DEFAULT_GRID`, one `Case` per row holding cell, size, layers and
 direction) is LSTM at 32x100x128x256, 16x200x64x128, 64x50x256x512 and 128x35x650x650 (B x T x I x H);
@@ -87,9 +87,9 @@ _LONG = flags.DEFINE_bool("long", False, "Run the long-sequence study instead of
 _LONG_SIZE = flags.DEFINE_string("long_size", str(long_seq.LONG_SIZE), "Long study: BxTxIxH.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op threads (0: all CPUs); XLA:CPU "
                                       "uses all CPUs.")
-_TORCH_OMP_WAIT = flags.DEFINE_enum("torch_omp_wait", "passive", peers_lib.OMP_WAIT_POLICIES, "OMP_WAIT_POLICY "
-                                    "for PyTorch's OpenMP threads: passive (they sleep after each call, so the "
-                                    "JAX peer timed next gets every core), active (they spin), or inherit.")
+_TORCH_OMP_WAIT = flags.DEFINE_enum("torch_omp_wait", "inherit", peers_lib.OMP_WAIT_POLICIES, "OMP_WAIT_POLICY "
+                                    "for PyTorch's OpenMP threads: inherit (the environment's), passive (they "
+                                    "sleep after every parallel region: slows torch 1.5-4x) or active.")
 _ROOFLINE_N = flags.DEFINE_integer("roofline_n", 2048, "Side of the square matmul that measures the roofline.")
 
 
@@ -106,7 +106,7 @@ class Config:
     long: bool = False
     long_size: Size = long_seq.LONG_SIZE
     torch_threads: int = 0
-    torch_omp_wait: str = "passive"
+    torch_omp_wait: str = "inherit"
 
 
 def config_from_flags() -> Config:

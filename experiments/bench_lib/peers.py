@@ -266,10 +266,10 @@ def build_jax_experimental_rnn(w: Workload, overrides: dict) -> Prepared:
 
 
 _torch_threads = [0]  # 0: every CPU this process may run on
-# OMP_WAIT_POLICY for torch's OpenMP runtime, set before torch is first imported. 'passive': its threads
-# sleep after each parallel region instead of spinning, so a JAX peer timed next gets both cores back
-# (with the default, active, interleaved JAX timings lost 20-40%; BUILD_NOTES.md, issue 3).
-_torch_omp_wait = ["passive"]
+# OMP_WAIT_POLICY for torch's OpenMP runtime (libgomp), set before torch is first imported. Default
+# 'inherit' leaves torch as users run it; 'passive' (threads sleep after every parallel region) slowed
+# torch's LSTM 1.5-4.4x here, so the timing loop pauses between calls instead (`timing.time_interleaved`).
+_torch_omp_wait = ["inherit"]
 OMP_WAIT_POLICIES = ("passive", "active", "inherit")
 
 

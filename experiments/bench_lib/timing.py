@@ -15,11 +15,17 @@ import numpy as np
 from experiments.bench_lib.peers import import_torch, torch_omp_wait
 
 
-def time_interleaved(calls: Mapping[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
+def time_interleaved(calls: Mapping[str, Callable[[], None]], warmup: int, repeats: int,
+                     settle_s: float = 0.05) -> dict[str, list[float]]:
     """Returns each call's wall-clock seconds over `repeats` rounds, after `warmup` untimed rounds.
 
     Rounds are round-robin across the calls (A, B, C, A, B, C, ...), so drift in the machine's speed
     (other processes, clocks, thermals) lands on every call alike instead of on whichever ran last.
+    Within a round each call runs twice back to back and only the second run is timed, then the loop
+    sleeps `settle_s`: PyTorch's OpenMP threads spin for a while after a call and sleep after that, so
+    timed back to back with a JAX peer they took the core its second thread needed, and timed cold they
+    paid for waking up; the untimed run and the pause give every peer warm threads and idle cores
+    (BUILD_NOTES.md, issue 3).
     """
     for _ in range(warmup):
         for call in calls.values():
@@ -27,9 +33,11 @@ def time_interleaved(calls: Mapping[str, Callable[[], None]], warmup: int, repea
     times = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
+            call()
             start = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - start)
+            time.sleep(settle_s)
     return times
 
 

@@ -3,6 +3,7 @@ long study), variable lengths, variants, FLOP counts by hand, interleaving, unav
 
 import json
 import math
+import time
 
 from absl import flags
 from absl.testing import flagsaver
@@ -171,12 +172,20 @@ def test_jax_experimental_rnn_is_unavailable_off_gpu():
             peers.prepare("jax_experimental_rnn", lstm)
 
 
-def test_time_interleaved_is_round_robin():
+def test_time_interleaved_is_round_robin_with_an_untimed_run_before_each_timed_one():
     order = []
     calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
-    times = timing.time_interleaved(calls, warmup=1, repeats=2)
-    assert order == list("abc") * 3
+    times = timing.time_interleaved(calls, warmup=1, repeats=2, settle_s=0.0)
+    assert order == list("abc") + list("aabbcc") * 2  # warm-up round, then twice per call per round
     assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2, "c": 2}
+
+
+def test_time_interleaved_settles_untimed():
+    calls = {"a": lambda: None, "b": lambda: None}
+    start = time.perf_counter()
+    times = timing.time_interleaved(calls, warmup=0, repeats=2, settle_s=0.02)
+    assert time.perf_counter() - start >= 4 * 0.02  # a pause after every timed call ...
+    assert max(max(v) for v in times.values()) < 0.02  # ... outside the timings
 
 
 def test_config_from_flags_grids():

@@ -96,15 +96,19 @@ def test_word_level_schedule_halves_the_rate_each_epoch_after_the_fourth():
     cfg = char_lm.PRESETS["word_small"]
     assert char_lm.total_steps(cfg, epoch_steps=10) == 130  # 13 epochs
     assert char_lm.total_steps(dataclasses.replace(cfg, steps=7), epoch_steps=10) == 7
+    assert (cfg.learning_rate, cfg.clip_norm) == (20.0, 0.25)  # Zaremba's 1.0 and 5 on a loss summed over 20 steps
     tx = char_lm.make_tx(cfg, epoch_steps=10)
     params = {"w": jnp.zeros(())}
     opt_state = tx.init(params)
     rates = []
     for _ in range(61):
-        updates, opt_state = tx.update({"w": jnp.ones(())}, opt_state, params)
-        rates.append(-float(updates["w"]))  # SGD: update = -lr * gradient (norm 1 < clip 5)
-    assert rates[0] == rates[39] == 1.0  # epochs 1-4 (steps 0-39)
-    assert rates[40] == rates[49] == 0.5 and rates[50] == 0.25 and rates[60] == 0.125
+        updates, opt_state = tx.update({"w": jnp.full((), 0.1)}, opt_state, params)
+        rates.append(-float(updates["w"]) / 0.1)  # SGD: update = -lr * gradient (norm 0.1 < clip 0.25)
+    assert rates[0] == pytest.approx(20) and rates[39] == pytest.approx(20)  # epochs 1-4 (steps 0-39)
+    assert rates[40] == pytest.approx(10) and rates[49] == pytest.approx(10)
+    assert rates[50] == pytest.approx(5) and rates[60] == pytest.approx(2.5)
+    updates, _ = tx.update({"w": jnp.full((), 1.0)}, tx.init(params), params)
+    assert float(updates["w"]) == pytest.approx(-20 * 0.25)  # clipped to norm 0.25
 
 
 def test_word_level_run_reports_perplexity_and_samples_words(tmp_path):
