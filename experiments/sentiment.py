@@ -47,7 +47,7 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 64, "Sentences per batch.")
     flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (Adam, cosine decay).")
     flags.DEFINE_float("weight_decay", 0.0, "AdamW weight decay (0: Adam).")
-    flags.DEFINE_integer("epochs", 3, "Passes over the training data.")
+    flags.DEFINE_integer("epochs", 5, "Passes over the training data.")
     flags.DEFINE_integer("seed", 0, "Seed of parameters, dropout and shuffling.")
     flags.DEFINE_bool("smoke", False, "Tiny model, sentences only and a few hundred examples.")
 
@@ -69,7 +69,7 @@ class Config:
     batch_size: int = 64
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
-    epochs: int = 3
+    epochs: int = 5
     seed: int = 0
     max_train_examples: int = 0  # 0: all (smoke runs cut the training set)
     log_every: int = 100
