@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from experiments import char_lm
+from rnn_jax import training
 from tests.data import DATA_DIR, requires_data
 
 pytestmark = requires_data
@@ -24,8 +25,9 @@ SMOKE = char_lm.smoke_config(char_lm.Config(schedule="constant", steps=30,
                                              data_dir=None if DATA_DIR is None else str(DATA_DIR)))
 
 
-def _metrics(workdir):
-    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+def _series(workdir, name="train_loss"):
+    """``{step: value}`` of one metric in the run's metrics.jsonl."""
+    return dict(zip(*training.read_metrics(workdir)[name]))
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def full_run(tmp_path_factory):
 
 def test_loss_falls_and_outputs_are_written(full_run):
     workdir, results = full_run
-    losses = [m["train_loss"] for m in _metrics(workdir) if "train_loss" in m]
+    losses = list(_series(workdir).values())
     assert losses[-1] < losses[0] - 0.3, losses  # from about log(66) = 4.19 nats down
     for name in ("results.json", "vocab.json", "loss_curves.png", "sample.txt"):
         assert (workdir / name).exists(), name
@@ -51,8 +53,7 @@ def test_resume_continues_the_same_curve(full_run, tmp_path):
     char_lm.train_and_evaluate(dataclasses.replace(SMOKE, steps=20), tmp_path)  # "killed" after step 20
     results = char_lm.train_and_evaluate(SMOKE, tmp_path)  # restarts from the step-20 checkpoint
     assert results["step"] == 30
-    full = {m["step"]: m["train_loss"] for m in _metrics(workdir_full) if "train_loss" in m}
-    resumed = {m["step"]: m["train_loss"] for m in _metrics(tmp_path) if "train_loss" in m}
+    full, resumed = _series(workdir_full), _series(tmp_path)
     for step in (25, 30):  # logged after the restart
         assert resumed[step] == pytest.approx(full[step], rel=1e-5, abs=1e-6), step
     assert results["test"]["loss"] == pytest.approx(results_full["test"]["loss"], rel=1e-5)
@@ -117,7 +118,7 @@ def test_word_level_run_reports_perplexity_and_samples_words(tmp_path):
                               save_every=1000, log_every=10, eval_batch_size=200, data_dir=SMOKE.data_dir)
     results = char_lm.train_and_evaluate(cfg, tmp_path)
     assert results["step"] == round(0.02 * ((929_589 - 1) // 20 // 20))  # PTB training words with <eos>
-    losses = [m["train_loss"] for m in _metrics(tmp_path) if "train_loss" in m]
+    losses = list(_series(tmp_path).values())
     assert losses[-1] < losses[0]
     assert results["test"]["ppl"] == pytest.approx(np.exp(results["test"]["loss"]))
     assert results["test"]["ppl"] < 3000  # from about 10,000 (uniform over the vocabulary) down

@@ -1,10 +1,9 @@
 """The sentiment experiment end to end on a tiny setting: learning, selection by dev, outputs, resume."""
 
-import json
-
 import pytest
 
 from experiments import sentiment
+from rnn_jax import training
 from tests.data import DATA_DIR, requires_data
 
 pytestmark = requires_data
@@ -20,8 +19,7 @@ def run(tmp_path_factory):
 
 def test_trains_selects_by_dev_and_writes_outputs(run):
     workdir, results = run
-    losses = [m["train_loss"] for m in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())
-              if "train_loss" in m]
+    losses = training.read_metrics(workdir)["train_loss"][1]
     assert losses[-1] < losses[0], losses
     assert results["test"]["examples"] == 1821 and results["dev"]["examples"] == 872  # SST-2 splits
     confusion = results["test"]["confusion"]
