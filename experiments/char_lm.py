@@ -36,8 +36,9 @@ Measured with defaults on the 2-core CPU (2026-11-30; details in BUILD_NOTES.md,
 * ``RNN_JAX_DATA=../shared/data python -m experiments.char_lm --workdir=W``: 1400 steps in 27.1 min,
   validation 1.404 / test 1.505 nats per character (2.026 / 2.171 bpc); the issue's PyTorch reference:
   1.509 test in 30 min; goal 1.50 (not met).
-* ``... --level=word --workdir=W``: 13 epochs in 39.2 min, validation / test perplexity 117.4 / 112.9
-  (Zaremba et al.: 120.7 / 114.5; the PyTorch reference 116.2 / 112.6 in 31.6 min).
+* ``... --level=word --workdir=W``: 13 epochs in 28.1 min, validation / test perplexity 117.4 / 112.9
+  (Zaremba et al.: 120.7 / 114.5; the PyTorch reference 116.2 / 112.6 in 31.6 min). With
+  ``--nokeep_host_memory`` the same run took 39.2 min: XLA:CPU page-faults its buffers in at every step.
 * ``... --cell=min_gru --workdir=W``: 1400 steps in 10.2 min, validation 1.637 / test 1.742 nats.
 """
 

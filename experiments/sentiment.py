@@ -8,7 +8,12 @@ Embedding -> bidirectional LSTM -> masked max pooling (or final states / mean) -
 every labelled phrase of the training trees (``--phrases``, standard for SST) in length buckets; the
 model is selected by dev accuracy each epoch (checkpoint kept as the best), and the test split is
 evaluated once, with the selected checkpoint. Writes metrics, curves, a confusion matrix plot and
-results.json. Results with defaults on the 2-core CPU: BUILD_NOTES.md (issue 4).
+results.json.
+
+Measured with defaults on the 2-core CPU (2026-11-30; 1-layer bi-LSTM 256, embeddings 256, max pooling,
+dropout 0.5, Adam 1e-3 cosine, 5 epochs over the 77,616 SST-2 training phrases; BUILD_NOTES.md, issue 4):
+``--seed=0`` 8.7 min, dev 84.5%, **test 85.2%**; ``--seed=1`` 9.0 min, dev 84.6%, **test 85.5%**
+(target 85.0%; one standard error on the 1,821 test sentences is 0.85 points).
 """
 
 from __future__ import annotations
