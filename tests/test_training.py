@@ -571,10 +571,6 @@ def test_write_results_converts_and_replaces(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 
 
-if __name__ == "__main__":
-    _script_main(sys.argv[1:])
-
-
 _MALLOC_PROBE = """
 import ctypes, sys
 import numpy as np
@@ -606,3 +602,7 @@ def test_keep_host_memory_stops_malloc_from_mapping_large_blocks():
     out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE], capture_output=True, text=True, cwd=REPO,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.split()
     assert out == ["True", "True", "True"]
+
+
+if __name__ == "__main__":
+    _script_main(sys.argv[1:])
