@@ -36,7 +36,8 @@ Measured with defaults on the 2-core CPU (2026-11-30; details in BUILD_NOTES.md,
 
 * ``RNN_JAX_DATA=../shared/data python -m experiments.char_lm --workdir=W``: 1400 steps in 26.3 min,
   validation 1.357 / test 1.489 nats per character (1.958 / 2.148 bpc); the issue's PyTorch reference:
-  1.509 test in 30 min; goal 1.50. With ``--learning_rate=2e-3``: 27.1 min, 1.404 / 1.505.
+  1.509 test in 30 min; goal 1.50. The same run after `training.keep_host_memory` took one malloc arena:
+  24.6 min, the same losses. With ``--learning_rate=2e-3``: 27.1 min, 1.404 / 1.505.
 * ``... --level=word --workdir=W``: 13 epochs in 28.1 min, validation / test perplexity 117.4 / 112.9
   (Zaremba et al.: 120.7 / 114.5; the PyTorch reference 116.2 / 112.6 in 31.6 min). With
   ``--nokeep_host_memory`` the same run took 39.2 min: XLA:CPU page-faults its buffers in at every step.
