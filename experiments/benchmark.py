@@ -90,6 +90,9 @@ _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op thre
 _TORCH_OMP_WAIT = flags.DEFINE_enum("torch_omp_wait", "inherit", peers_lib.OMP_WAIT_POLICIES, "OMP_WAIT_POLICY "
                                     "for PyTorch's OpenMP threads: inherit (the environment's), passive (they "
                                     "sleep after every parallel region: slows torch 1.5-4x) or active.")
+_KEEP_HOST_MEMORY = flags.DEFINE_bool("keep_host_memory", False, "glibc malloc keeps freed memory for every "
+                                      "peer (rnn_jax.training.keep_host_memory, as the experiments do); off: "
+                                      "the allocator a user's process has. On, RSS figures stay at their peak.")
 _ROOFLINE_N = flags.DEFINE_integer("roofline_n", 2048, "Side of the square matmul that measures the roofline.")
 
 
@@ -107,6 +110,7 @@ class Config:
     long_size: Size = long_seq.LONG_SIZE
     torch_threads: int = 0
     torch_omp_wait: str = "inherit"
+    keep_host_memory: bool = False
 
 
 def config_from_flags() -> Config:
@@ -128,7 +132,8 @@ def config_from_flags() -> Config:
                   peers=tuple(peers_lib.split_peer_list(_PEERS.value)),
                   roofline_n=256 if quick else _ROOFLINE_N.value, long=_LONG.value,
                   long_size=long_seq.QUICK_LONG_SIZE if quick else parse_size(_LONG_SIZE.value),
-                  torch_threads=_TORCH_THREADS.value, torch_omp_wait=_TORCH_OMP_WAIT.value)
+                  torch_threads=_TORCH_THREADS.value, torch_omp_wait=_TORCH_OMP_WAIT.value,
+                  keep_host_memory=_KEEP_HOST_MEMORY.value)
 
 
 # --------------------------------------------------------------------------- running
@@ -286,6 +291,8 @@ def config_line(config: Config, roofline: dict | None) -> str:
     what = (f"long study: LSTM {config.long_size}, train, {config.dtype}" if config.long else
             f"mode={config.mode} dtype={config.dtype} lengths={config.lengths} repeats={config.repeats} "
             f"warmup={config.warmup} (interleaved)")
+    if config.keep_host_memory:
+        what += " keep_host_memory"
     if roofline:
         what += (f" | roofline: {roofline['gflops_per_s']:.1f} GFLOP/s ({roofline['n']}^3 {roofline['dtype']} "
                  f"matmul, best of 5)")
@@ -358,6 +365,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = config_from_flags()
     check_config(config)
+    if config.keep_host_memory:
+        from rnn_jax.training import keep_host_memory  # pylint: disable=g-import-not-at-top
+        keep_host_memory()
     peers_lib.set_torch_threads(config.torch_threads)
     peers_lib.set_torch_omp_wait(config.torch_omp_wait)
     machine = timing.machine_info()

@@ -198,6 +198,10 @@ def test_config_from_flags_grids():
     assert [(c.cell, str(c.size), c.layers) for c in config.cases] == [
         ("gru", "2x3x4x5", 2), ("gru", "6x7x8x9", 2), ("rnn", "2x3x4x5", 2), ("rnn", "6x7x8x9", 2)]
     assert workload.DEFAULT_GRID[-1] == Case("lstm", Size(32, 100, 128, 256), 2, True)
+    assert not config.keep_host_memory and "keep_host_memory" not in benchmark.config_line(config, None)
+    with flagsaver.flagsaver(keep_host_memory=True):  # main() would apply it: not here, it is process-wide
+        config = benchmark.config_from_flags()
+    assert config.keep_host_memory and "keep_host_memory" in benchmark.config_line(config, None)
 
 
 def test_main_long_quick(tmp_path, capsys):
