@@ -325,7 +325,7 @@ def generate(model: LanguageModel, params, vocab: Vocabulary, prime: str, length
         c, logits = model.step(params, c, t)
         return c, logits if banned is None else logits.at[:, banned].set(-jnp.inf)
 
-    out, _ = decoding.sample(step, state, ids[:, -1], length, key, temperature=temperature, top_k=top_k)
+    _, out = decoding.sample(step, state, ids[:, -1], length, key, temperature=temperature, top_k=top_k)
     words = vocab.decode(np.asarray(out[0]).tolist())
     sep = "" if level == "char" else " "
     return prime + sep + sep.join(w if w != "<eos>" else "\n" for w in words)
