@@ -96,7 +96,7 @@ def run_training(workdir, total_steps: int, save_every: int, *, stop_after: int 
     """
     ckpt = tr.Checkpointer(workdir, save_every=save_every, keep=2)
     restored = ckpt.restore_latest(fresh_state(total_steps))
-    state, extra = restored or (fresh_state(total_steps), {"data_position": DATA_START})
+    state, extra = restored[:2] if restored else (fresh_state(total_steps), {"data_position": DATA_START})
     step, position = int(state.step), extra["data_position"]
     print_fn(f"start {step} {position}")
     train_step = _jitted_train_step()
@@ -363,7 +363,8 @@ def test_save_and_restore_are_exact(tmp_path):
         with pytest.raises(ValueError, match=r"save\(step=10\) got a state at step 3"):
             ckpt.save(10, state)
     template = fresh_state(8, seed=5)  # other params and key: restore must replace them all
-    restored, extra = tr.Checkpointer(tmp_path, save_every=10).restore_latest(template)
+    restored, extra, items = tr.Checkpointer(tmp_path, save_every=10).restore_latest(template)
+    assert items is None  # none saved, none asked for
     assert extra == {"data_position": 1003, "vocab_path": "vocab.json"}
     _assert_trees_equal(restored.params, state.params)
     _assert_trees_equal(restored.opt_state, state.opt_state)  # Adam moments and counts, bit for bit
@@ -392,7 +393,7 @@ def test_keep_last_k_plus_best(tmp_path, best_mode, kept, best):
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == kept
     reopened = tr.Checkpointer(tmp_path, save_every=1, keep=2, best_metric="valid_loss", best_mode=best_mode)
     assert reopened.all_steps() == kept and reopened.best_step == best and reopened.latest_step == 6
-    state, _ = reopened.restore(_state_at(0, 0.0), best)
+    state, _, _ = reopened.restore(_state_at(0, 0.0), best)
     np.testing.assert_array_equal(state.params["w"], [best, best])
     reopened.close()
 

@@ -1,23 +1,23 @@
 """Checkpoints in the workdir: `Checkpointer`, a thin layer over `orbax.checkpoint.CheckpointManager`.
 
 Each checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` holding the train state's arrays
-(``state``: params, opt_state, step, key) and a JSON ``extra`` (the data position, the vocabulary path,
-anything else a resumed run needs). Writes are orbax's own: each goes to a temporary directory renamed
-into place once complete, so a run killed at any moment leaves only whole checkpoints (stale temporary
-directories are removed when the next `Checkpointer` opens the directory). Saves are asynchronous: the
-arrays are copied off the state before `save` returns, so the caller may donate the state to the next
-step at once.
+(``state``: params, opt_state, step, key), optional array ``items`` saved beside it (the training loop
+keeps the data position and any carried recurrent state there) and a JSON ``extra`` (small host values).
+Writes are orbax's own: each goes to a temporary directory renamed into place once complete, so a run
+killed at any moment leaves only whole checkpoints (stale temporary directories are removed when the
+next `Checkpointer` opens the directory). Saves are asynchronous: the arrays are copied off the state
+before `save` returns, so the caller may donate the state to the next step at once.
 
-Resume contract: `restore_latest` returns exactly the saved params, opt_state, step and key, and the
-saved `extra`, so a run that restores, repositions its data and continues produces bit-for-bit the same
-curve as one that never stopped (checked in tests/test_training.py, also across ``kill -9``).
+Resume contract: `restore_latest` returns exactly the saved params, opt_state, step, key and items, and
+the saved `extra`, so a run that restores, repositions its data and continues produces bit-for-bit the
+same curve as one that never stopped (checked in tests/training, also across ``kill -9``).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,19 @@ from rnn_jax.training.state import TrainState
 
 def _is_typed_key(x) -> bool:
     return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+class Restored(NamedTuple):
+    """What `Checkpointer.restore` returns: the train state, the JSON extra and the array items (or None)."""
+
+    state: TrainState
+    extra: dict
+    items: dict | None
+
+
+def _abstract(tree):
+    """The shapes, dtypes and shardings of `tree`'s arrays: what orbax restores into."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
 def _to_tree(state: TrainState) -> dict:
@@ -95,16 +108,20 @@ class Checkpointer:
         return sorted(self._manager.all_steps())
 
     # --- save and restore
-    def save(self, step: int, state: TrainState, *, extra: Mapping[str, Any] | None = None,
-             metrics: Mapping[str, Any] | None = None, force: bool = False) -> bool:
+    def save(self, step: int, state: TrainState, *, items: Mapping[str, Any] | None = None,
+             extra: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
+             force: bool = False) -> bool:
         """Returns True if it saved `state` as step `step`; False if not due or that step exists.
 
         Args:
           step: the state's step (``int(state.step)``); saved when `should_save(step)` or `force`
             (use ``force=True`` for the final step).
           state: the `TrainState`.
-          extra: JSON-serialisable dict restored alongside the state, e.g. ``dict(data_position=...,
-            vocab_path=...)``.
+          items: further pytrees of arrays saved beside the state, by name, e.g. ``{'data': {'position':
+            array}, 'carry': recurrent_state}``: orbax writes them as arrays (with their shardings), in
+            the same atomic step directory. `restore` needs a template of the same names and structure.
+          extra: JSON-serialisable dict restored alongside the state (small host values, e.g. a
+            vocabulary path).
           metrics: scalars by name; ``metrics[best_metric]`` (if present and finite) ranks the
             checkpoint for best-retention. A checkpoint without it is kept only while among the last
             `keep`.
@@ -124,35 +141,43 @@ class Checkpointer:
             value = float(jax.device_get(metrics[self.best_metric]))
             if math.isfinite(value):
                 ranked = {k: float(jax.device_get(v)) for k, v in metrics.items()}
-        args = ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)),
-                                  extra=ocp.args.JsonSave(dict(extra or {})))
+        parts = {"state": ocp.args.StandardSave(_to_tree(state)), "extra": ocp.args.JsonSave(dict(extra or {}))}
+        if items:
+            parts["items"] = ocp.args.StandardSave(dict(items))
+        args = ocp.args.Composite(**parts)
         return bool(self._manager.save(step, args=args, metrics=ranked, force=True))
 
-    def restore(self, template_state: TrainState, step: int) -> tuple[TrainState, dict]:
-        """Returns ``(state, extra)`` saved at `step`, with the template's shapes, dtypes and shardings.
+    def restore(self, template_state: TrainState, step: int, *,
+                items: Mapping[str, Any] | None = None) -> "Restored":
+        """Returns `Restored` ``(state, extra, items)`` saved at `step`, with the templates' shapes and shardings.
 
         Args:
           template_state: a `TrainState` of the same structure (e.g. a freshly created one); its `tx`
             is carried over, its arrays only give shapes, dtypes and placement.
           step: a kept step (see `all_steps`).
+          items: templates of the `items` saved with the state (same names and structures), or None to
+            restore the state only (``Restored.items`` is then None).
         """
         self.wait()
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _to_tree(template_state))
-        restored = self._manager.restore(int(step), args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), extra=ocp.args.JsonRestore()))
+        parts = {"state": ocp.args.StandardRestore(_abstract(_to_tree(template_state))),
+                 "extra": ocp.args.JsonRestore()}
+        if items:
+            parts["items"] = ocp.args.StandardRestore(_abstract(dict(items)))
+        restored = self._manager.restore(int(step), args=ocp.args.Composite(**parts))
         tree = restored["state"]
         key = tree["key"]
         if _is_typed_key(template_state.key):
             key = jax.random.wrap_key_data(key, impl=jax.random.key_impl(template_state.key))
         state = template_state.replace(params=tree["params"], opt_state=tree["opt_state"], step=tree["step"],
                                        key=key)
-        return state, dict(restored["extra"] or {})
+        return Restored(state, dict(restored["extra"] or {}), dict(restored["items"]) if items else None)
 
-    def restore_latest(self, template_state: TrainState) -> tuple[TrainState, dict] | None:
-        """Returns ``(state, extra)`` of the newest checkpoint, or None if there is none (a fresh run)."""
+    def restore_latest(self, template_state: TrainState, *,
+                       items: Mapping[str, Any] | None = None) -> "Restored | None":
+        """Returns `Restored` of the newest checkpoint (see `restore`), or None if there is none (a fresh run)."""
         self.wait()
         step = self._manager.latest_step()
-        return None if step is None else self.restore(template_state, step)
+        return None if step is None else self.restore(template_state, step, items=items)
 
     # --- lifetime
     def wait(self) -> None:

@@ -7,6 +7,8 @@ A loss function has the signature ``loss_fn(params, batch, key) -> (loss_sum, co
 * ``aux``: a dict of further scalars, by name. Names ending in ``_sum`` are sums normalised by
   ``count`` (or by a ``<name>_count`` entry of `aux` when present) in `reduce_metrics`; names ending in
   ``_count`` are counts; anything else is a per-step value that `reduce_metrics` averages over steps.
+  One name is special: ``outputs``, a pytree of per-example arrays (leading batch axis: predictions,
+  labels) that evaluation hands to the host for task metrics (a confusion matrix, BLEU); training drops it.
 * ``key``: the step's PRNG key when training (``jax.random.fold_in(state.key, state.step)``), ``None``
   when evaluating: ``deterministic = key is None`` is the intended reading.
 
@@ -27,10 +29,12 @@ import optax
 from rnn_jax.training.state import TrainState
 
 LossFn = Callable[[Any, Any, Any], tuple]
+CarriedLossFn = Callable[[Any, Any, Any, Any], tuple]
 RESERVED = ("loss_sum", "count", "grad_norm", "learning_rate")
 
 
 def _check_loss_outputs(out) -> tuple:
+    """Returns ``(loss_sum, count, scalars, outputs)`` of a loss's ``(loss_sum, count, aux)``, checked."""
     if not (isinstance(out, tuple) and len(out) == 3):
         raise ValueError("loss_fn must return a tuple (loss_sum, count, aux_metrics), got "
                          f"{type(out).__name__}")
@@ -43,7 +47,74 @@ def _check_loss_outputs(out) -> tuple:
     clash = sorted(set(aux) & set(RESERVED))
     if clash:
         raise ValueError(f"loss_fn's aux_metrics may not use the reserved names {clash}")
-    return loss_sum, count, dict(aux)
+    scalars = dict(aux)
+    outputs = scalars.pop("outputs", None)  # per-example arrays for host-side metrics, not reduced
+    return loss_sum, count, scalars, outputs
+
+
+def _check_carried(out) -> tuple:
+    if not (isinstance(out, tuple) and len(out) == 4):
+        raise ValueError("a carried loss_fn must return a tuple (loss_sum, count, aux_metrics, carry), got "
+                         f"{type(out).__name__} of length {len(out) if isinstance(out, tuple) else '-'}")
+    return _check_loss_outputs(out[:3]), out[3]
+
+
+def make_carried_train_step(loss_fn: CarriedLossFn, *, grad_scale: float = 1.0,
+                            learning_rate_fn: optax.Schedule | None = None) -> Callable:
+    """Returns ``train_step(state, batch, carry) -> (state, metrics, carry)``, one update, not yet jitted.
+
+    The form of `make_train_step` for state carried from batch to batch (truncated BPTT) and the one the
+    training loop (`rnn_jax.training.loop`) uses: ``loss_fn(params, batch, carry, key) -> (loss_sum, count,
+    aux, new_carry)``, where `carry` is the recurrent state entering the batch (None for tasks without
+    one) and `new_carry` the state after it. No gradient flows into the carried state: it enters as data
+    and leaves through ``stop_gradient``. Jit it with ``donate_argnums=(0, 2)``. Arguments and metrics as
+    in `make_train_step`; an ``aux['outputs']`` entry (per-example arrays) is left out of the metrics.
+    """
+
+    def train_step(state: TrainState, batch, carry):
+        key = jax.random.fold_in(state.key, state.step)
+
+        def objective(params):
+            (loss_sum, count, aux, _), new_carry = _check_carried(loss_fn(params, batch, carry, key))
+            count = jnp.asarray(count, jnp.float32)
+            mean = loss_sum / jnp.maximum(count, 1.0)  # an all-padding batch gives zero, not NaN
+            return mean * grad_scale, (loss_sum, count, aux, jax.lax.stop_gradient(new_carry))
+
+        grads, (loss_sum, count, aux, new_carry) = jax.grad(objective, has_aux=True)(state.params)
+        metrics = {"loss_sum": jnp.asarray(loss_sum, jnp.float32), "count": count,
+                   "grad_norm": optax.tree.norm(grads).astype(jnp.float32), **aux}
+        if learning_rate_fn is not None:
+            metrics["learning_rate"] = jnp.asarray(learning_rate_fn(state.step), jnp.float32)
+        return state.apply_gradients(grads), metrics, new_carry
+
+    return train_step
+
+
+def make_carried_eval_step(loss_fn: CarriedLossFn) -> Callable:
+    """Returns ``eval_step(state, batch, carry) -> (metrics, outputs, carry)``: the loss with ``key=None``.
+
+    `loss_fn` as in `make_carried_train_step`; `metrics` holds ``loss_sum``, ``count`` and the aux scalars;
+    `outputs` is the loss's ``aux['outputs']`` (None without one). Jit it without donating the state.
+    """
+
+    def eval_step(state: TrainState, batch, carry):
+        (loss_sum, count, aux, outputs), new_carry = _check_carried(loss_fn(state.params, batch, carry, None))
+        metrics = {"loss_sum": jnp.asarray(loss_sum, jnp.float32), "count": jnp.asarray(count, jnp.float32),
+                   **aux}
+        return metrics, outputs, new_carry
+
+    return eval_step
+
+
+def _without_carry(loss_fn: LossFn) -> CarriedLossFn:
+    """Returns `loss_fn` in the carried form, with no carry in or out."""
+
+    def carried(params, batch, carry, key):
+        out = loss_fn(params, batch, key)
+        _check_loss_outputs(out)  # names a malformed result before it is unpacked
+        return (*out, None)
+
+    return carried
 
 
 def make_train_step(loss_fn: LossFn, *, grad_scale: float = 1.0,
@@ -71,22 +142,12 @@ def make_train_step(loss_fn: LossFn, *, grad_scale: float = 1.0,
       aux entries, and ``learning_rate`` if `learning_rate_fn` is given. Reduce them on the host with
       `reduce_metrics`, after `check_finite`.
     """
+    carried = make_carried_train_step(_without_carry(loss_fn), grad_scale=grad_scale,
+                                      learning_rate_fn=learning_rate_fn)
 
     def train_step(state: TrainState, batch):
-        key = jax.random.fold_in(state.key, state.step)
-
-        def objective(params):
-            loss_sum, count, aux = _check_loss_outputs(loss_fn(params, batch, key))
-            count = jnp.asarray(count, jnp.float32)
-            mean = loss_sum / jnp.maximum(count, 1.0)  # an all-padding batch gives zero, not NaN
-            return mean * grad_scale, (loss_sum, count, aux)
-
-        grads, (loss_sum, count, aux) = jax.grad(objective, has_aux=True)(state.params)
-        metrics = {"loss_sum": jnp.asarray(loss_sum, jnp.float32), "count": count,
-                   "grad_norm": optax.tree.norm(grads).astype(jnp.float32), **aux}
-        if learning_rate_fn is not None:
-            metrics["learning_rate"] = jnp.asarray(learning_rate_fn(state.step), jnp.float32)
-        return state.apply_gradients(grads), metrics
+        state, metrics, _ = carried(state, batch, None)
+        return state, metrics
 
     return train_step
 
@@ -99,12 +160,8 @@ def make_eval_step(loss_fn: LossFn) -> Callable:
     Returns:
       eval_step(state: TrainState, batch) -> dict of scalars ``loss_sum``, ``count`` and the aux entries.
     """
-
-    def eval_step(state: TrainState, batch):
-        loss_sum, count, aux = _check_loss_outputs(loss_fn(state.params, batch, None))
-        return {"loss_sum": jnp.asarray(loss_sum, jnp.float32), "count": jnp.asarray(count, jnp.float32), **aux}
-
-    return eval_step
+    carried = make_carried_eval_step(_without_carry(loss_fn))
+    return lambda state, batch: carried(state, batch, None)[0]
 
 
 def check_finite(metrics: Mapping[str, Any] | Sequence[Mapping[str, Any]], step: int,
