@@ -355,7 +355,7 @@ def train_and_evaluate(cfg: Config, workdir: str | os.PathLike) -> dict:
     restored = ckpt.restore_latest(state)
     position = 0
     if restored is not None:
-        state, extra = restored
+        state, extra, _ = restored
         position = int(extra["data_position"])
         carry = _decode_state(extra["carry"], carry)
         logging.info("resumed from step %d (data position %d)", int(state.step), position)
