@@ -1,22 +1,38 @@
-"""Readers of real corpora, vocabularies and batching for the experiments.
+"""Readers of real corpora, vocabularies and batching for the experiments, in three layers.
 
-* `files`: the data root (``data_dir`` argument, else ``$RNN_JAX_DATA``), locating files, sha256 checks.
-* `text`: tiny Shakespeare (TFDS's 90/5/5 cut) and Penn Treebank (Mikolov) at char and word level.
-* `sst`: Stanford Sentiment Treebank trees -> SST-5 / SST-2 sentences or all labelled phrases; bucketed batches.
-* `vocab`: `Vocabulary` built from a training split, ``<pad>`` = 0, ``<unk>``, optional ``<bos>``/``<eos>``, JSON.
-* `lm`: token streams as ``B`` parallel streams in chunks of ``T`` steps for truncated BPTT, resumable.
-* `tfds_builders` (imported on demand; imports tensorflow_datasets, never TensorFlow): TFDS builders that
-  prepare these corpora as array_record from the local copy, read back with ``tfds.data_source``.
+A module imports only from layers below its own, never upward (not even inside a function):
+
+1. **Bottom**: pure pieces that never touch TFDS. The parsers take text already read and never locate a file.
+
+   * `splits`: split names ``train`` / ``validation`` / ``test`` and their aliases (``valid``, ``dev``).
+   * `text_format` (parser): tiny Shakespeare's 90/5/5 cut as TFDS makes it; PTB word and char line decoding.
+   * `sst_format` (parser): SST's PTB-style trees -> `Tree`, labelled phrases, SST-2 labels; tree lines.
+   * `files`: the data root (``data_dir`` argument, else ``$RNN_JAX_DATA``), which file holds which split,
+     locating files, sha256 checks, reading plain or gzipped text (uses `splits`).
+   * `vocab`: `Vocabulary` built from a training split, ``<pad>`` = 0, ``<unk>``, optional ``<bos>``/``<eos>``, JSON.
+
+2. **Builders**: `tfds_builders` (imported on demand; imports tensorflow_datasets, never TensorFlow): TFDS
+   builders that prepare these corpora as array_record from the local copy (or the official download)
+   through the parsers above, read back with ``tfds.data_source``.
+
+3. **Split readers**, from the local files or the TFDS datasets:
+
+   * `text`: tiny Shakespeare and Penn Treebank (Mikolov) splits at char and word level; LM token streams.
+   * `sst`: Stanford Sentiment Treebank -> SST-5 / SST-2 sentences or all labelled phrases; bucketed batches.
+   * `lm` (on `text`): token streams as ``B`` parallel streams in chunks of ``T`` steps for truncated BPTT,
+     resumable.
 
 Nothing here reads files at import time.
 """
 
 from rnn_jax.data.files import data_root, locate, verify_file
 from rnn_jax.data.lm import LMBatch, LMBatches, LMCorpus, LMIterator, load_lm_corpus, lm_vocabulary
-from rnn_jax.data.sst import (SentenceBatch, SentimentExample, Tree, bucket_lengths_for, parse_tree, read_sst,
-                              read_sst_trees, sentence_batches, sst_vocabulary, to_binary, tree_phrases)
-from rnn_jax.data.text import (SPLITS, canonical_split, decode_ptb_char_line, lm_tokens, read_ptb,
-                               read_tiny_shakespeare, split_like_tfds)
+from rnn_jax.data.splits import SPLITS, canonical_split
+from rnn_jax.data.sst import (SentenceBatch, bucket_lengths_for, read_sst, read_sst_trees, sentence_batches,
+                              sst_vocabulary)
+from rnn_jax.data.sst_format import SentimentExample, Tree, parse_tree, to_binary, tree_phrases
+from rnn_jax.data.text import lm_tokens, read_ptb, read_tiny_shakespeare
+from rnn_jax.data.text_format import decode_ptb_char_line, split_like_tfds
 from rnn_jax.data.vocab import Vocabulary
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Locating the staged corpora, checking their sha256, opening plain or gzipped text.
+"""Locating the staged corpora (the data root, which file holds which split), checking their sha256, opening text.
 
 The data root is, in order: the `data_dir` argument, the ``RNN_JAX_DATA`` environment variable, or None
 (no local copy: readers then prepare the TFDS builders in `rnn_jax.data.tfds_builders`, which download
@@ -12,7 +12,9 @@ The staged layout (``../shared/data``, see each folder's SOURCE.md) is::
   tfds/tiny_shakespeare/1.0.0/...        (a prepared TFDS copy)
 
 `locate` also accepts a data root that points further down (``.../charlm/ptb``) and the official archives'
-layouts (``simple-examples/data/ptb.train.txt`` uncompressed, SST's ``trees/train.txt``).
+layouts (``simple-examples/data/ptb.train.txt`` uncompressed, SST's ``trees/train.txt``). The file map
+(`TINY_SHAKESPEARE`, `ptb_relpath`, `sst_relpath`) lives here, once, for both the split readers and the
+TFDS builders.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from rnn_jax.data.splits import canonical_split
+
 ENV_VAR = "RNN_JAX_DATA"
+
+TINY_SHAKESPEARE = "charlm/tinyshakespeare/input.txt"
+# the corpora name their held-out file differently (PTB "valid", SST "dev"); split -> file stem
+_PTB_NAMES = {"train": "train", "validation": "valid", "test": "test"}
+_SST_NAMES = {"train": "train", "validation": "dev", "test": "test"}
 
 # sha256 of each file as published in the staged SOURCE.md files, keyed by file name. Gzipped and plain
 # forms of the PTB files both appear: the staged copy is gzipped, Mikolov's simple-examples is plain.
@@ -67,6 +76,40 @@ def _root_origin(data_dir) -> str:
     if data_dir is not None and str(data_dir) != "":
         return f"data_dir={str(data_dir)!r}"
     return f"${ENV_VAR}={os.environ.get(ENV_VAR, '')!r}"
+
+
+def resolve_source(source: str, data_dir: str | os.PathLike | None = None) -> str:
+    """Returns where a reader reads from, ``"files"`` or ``"tfds"``, for ``source`` "auto" / "files" / "tfds".
+
+    ``"auto"`` means files when a data root is configured (`data_root`), else TFDS, whose builders then
+    download the official sources. Raises ValueError for any other `source`.
+    """
+    if source not in ("auto", "files", "tfds"):
+        raise ValueError(f"source must be 'auto', 'files' or 'tfds', got {source!r}")
+    if source == "auto":
+        return "files" if data_root(data_dir) is not None else "tfds"
+    return source
+
+
+def ptb_relpath(split: str, level: str) -> tuple[str, tuple[str, ...]]:
+    """Returns ``(staged relative path, alternative paths)`` (`str`, `tuple` of `str`) of a PTB file.
+
+    Args:
+      split: train / validation / test (or an alias, see `rnn_jax.data.splits.canonical_split`).
+      level: ``"word"`` (``ptb.*.txt``) or ``"char"`` (``ptb.char.*.txt``); ValueError otherwise.
+    """
+    if level not in ("word", "char"):
+        raise ValueError(f"level must be 'word' or 'char', got {level!r}")
+    name = f"ptb.{'char.' if level == 'char' else ''}{_PTB_NAMES[canonical_split(split)]}.txt"
+    # staged (gzipped), then Mikolov's simple-examples layout (plain text)
+    return f"charlm/ptb/{name}.gz", (f"charlm/ptb/{name}", f"simple-examples/data/{name}")
+
+
+def sst_relpath(split: str) -> tuple[str, tuple[str, ...]]:
+    """Returns ``(staged relative path, alternative paths)`` (`str`, `tuple` of `str`) of an SST tree file:
+    ``sentiment/sst/{train,dev,test}.txt``, else the official zip's ``trees/*.txt``."""
+    name = f"{_SST_NAMES[canonical_split(split)]}.txt"
+    return f"sentiment/sst/{name}", (f"trees/{name}",)
 
 
 def sha256_of(path: str | os.PathLike) -> str:

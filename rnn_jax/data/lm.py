@@ -27,6 +27,7 @@ from typing import Iterator, Mapping, NamedTuple
 import numpy as np
 
 from rnn_jax.data import text as text_lib
+from rnn_jax.data.splits import SPLITS, canonical_split
 from rnn_jax.data.vocab import Vocabulary
 
 
@@ -169,7 +170,7 @@ def lm_vocabulary(corpus: str, train_tokens) -> Vocabulary:
     return Vocabulary.build([train_tokens], pad=None, unk="<unk>", order="sorted")
 
 
-def load_lm_corpus(corpus: str, *, vocab: Vocabulary | None = None, splits=text_lib.SPLITS,
+def load_lm_corpus(corpus: str, *, vocab: Vocabulary | None = None, splits=SPLITS,
                    data_dir: str | os.PathLike | None = None, source: str = "auto",
                    tfds_dir: str | os.PathLike | None = None, verify: bool = False) -> LMCorpus:
     """Returns the corpus's splits as id streams, encoded with `vocab` or a vocabulary built from train.
@@ -181,7 +182,7 @@ def load_lm_corpus(corpus: str, *, vocab: Vocabulary | None = None, splits=text_
       data_dir, source, tfds_dir, verify: as in `text.read_tiny_shakespeare`.
     """
     kw = dict(data_dir=data_dir, source=source, tfds_dir=tfds_dir, verify=verify)
-    tokens = {s: text_lib.lm_tokens(corpus, s, **kw) for s in map(text_lib.canonical_split, splits)}
+    tokens = {s: text_lib.lm_tokens(corpus, s, **kw) for s in map(canonical_split, splits)}
     if vocab is None:
         train = tokens["train"] if "train" in tokens else text_lib.lm_tokens(corpus, "train", **kw)
         vocab = lm_vocabulary(corpus, train)

@@ -1,8 +1,7 @@
-"""Stanford Sentiment Treebank: PTB-style trees -> (tokens, label) sentences or phrases, and their batches.
+"""Split readers of the Stanford Sentiment Treebank: (tokens, label) sentences or phrases, and their batches.
 
-Each line of ``train/dev/test.txt`` is a binarised tree with a label 0-4 on every node, e.g.
-``(3 (2 (2 The) (2 Rock)) (4 ...))``; leaves are PTB tokens (``-LRB-``, ``-RRB-`` for brackets). The
-sentence is the leaves in order and its label the root's (Socher et al. 2013).
+The tree format (`Tree`, `parse_tree`, `tree_phrases`, `to_binary`) is parsed in `rnn_jax.data.sst_format`;
+this module reads the splits, from the local files or the TFDS ``sst`` dataset, and batches them.
 
 * SST-5 (fine-grained): every sentence, labels 0 very negative .. 4 very positive: 8,544 / 1,101 / 2,210.
 * SST-2 (binary): neutral (2) sentences dropped, 0/1 -> 0 (negative), 3/4 -> 1 (positive): 6,920 / 872 / 1,821.
@@ -20,102 +19,22 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 
 from rnn_jax.data import files
-from rnn_jax.data import text as text_lib
+from rnn_jax.data.splits import canonical_split
+from rnn_jax.data.sst_format import SentimentExample, parse_trees, to_binary, tree_lines, tree_phrases
 from rnn_jax.data.vocab import Vocabulary
 from rnn_jax.sequence import bucket_by_length
 
-NUM_CLASSES = {False: 5, True: 2}  # by `binary`
-LABEL_NAMES = {False: ("very negative", "negative", "neutral", "positive", "very positive"),
-               True: ("negative", "positive")}
-_FILES = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
 
-
-class Tree(NamedTuple):
-    """A node of a sentiment tree: its label (0-4), its children, and its token (leaves only, else None)."""
-    label: int
-    children: tuple
-    token: str | None = None
-
-    def leaves(self) -> list[str]:
-        """Returns the tokens under this node, left to right."""
-        out, stack = [], [self]
-        while stack:
-            node = stack.pop()
-            if node.token is not None:
-                out.append(node.token)
-            else:
-                stack.extend(reversed(node.children))
-        return out
-
-
-class SentimentExample(NamedTuple):
-    """A sentence or phrase: its tokens and its label (0-4, or 0-1 for SST-2)."""
-    tokens: tuple
-    label: int
-
-
-def parse_tree(line: str) -> Tree:
-    """Returns the `Tree` of one PTB-style line ``(label child child)`` / ``(label token)``.
-
-    Raises:
-      ValueError: unbalanced brackets, a missing/non-integer label, or trailing text.
-    """
-    # Split on ASCII spaces only: a few tokens hold a no-break space (``8\xa01\\/2`` in train).
-    s = [item for item in line.strip().replace("(", " ( ").replace(")", " ) ").split(" ") if item]
-    pos = 0
-
-    def node() -> Tree:
-        nonlocal pos
-        if pos + 1 >= len(s) or s[pos] != "(":
-            raise ValueError(f"expected '(' followed by a label at item {pos} of {line[:80]!r}")
-        try:
-            label = int(s[pos + 1])
-        except ValueError:
-            raise ValueError(f"expected an integer label, got {s[pos + 1]!r} in {line[:80]!r}") from None
-        pos += 2
-        if pos < len(s) and s[pos] not in ("(", ")"):  # a leaf: (label token)
-            token = s[pos]
-            pos += 1
-            if pos >= len(s) or s[pos] != ")":
-                raise ValueError(f"expected ')' after leaf {token!r} in {line[:80]!r}")
-            pos += 1
-            return Tree(label, (), token)
-        children = []
-        while pos < len(s) and s[pos] == "(":
-            children.append(node())
-        if pos >= len(s) or s[pos] != ")" or not children:
-            raise ValueError(f"unbalanced or empty node in {line[:80]!r}")
-        pos += 1
-        return Tree(label, tuple(children))
-
-    tree = node()
-    if pos != len(s):
-        raise ValueError(f"trailing text after the tree in {line[:80]!r}")
-    return tree
-
-
-def tree_phrases(tree: Tree) -> list[SentimentExample]:
-    """Returns every node of `tree` as (its leaves, its label), root first (pre-order)."""
-    out = []
-
-    def visit(node: Tree) -> tuple:
-        if node.token is not None:
-            span = (node.token,)
-            out.append(SentimentExample(span, node.label))
-            return span
-        slot = len(out)
-        out.append(None)  # the node precedes its children (pre-order)
-        span = sum((visit(c) for c in node.children), ())
-        out[slot] = SentimentExample(span, node.label)
-        return span
-
-    visit(tree)
-    return out
-
-
-def to_binary(label: int) -> int | None:
-    """Returns the SST-2 label of a 0-4 label: 0/1 -> 0, 3/4 -> 1, neutral 2 -> None (dropped)."""
-    return None if label == 2 else int(label >= 3)
+def _split_lines(split: str, data_dir, source: str, tfds_dir, verify: bool) -> tuple[list[str], str]:
+    """Returns a split's tree lines and where they were read (a file path or the TFDS split), for errors."""
+    split = canonical_split(split)
+    if files.resolve_source(source, data_dir) == "tfds":
+        from rnn_jax.data import tfds_builders  # imports tensorflow_datasets: only on this path
+        records = tfds_builders.read_records("sst", split, tfds_dir=tfds_dir, data_dir=data_dir)
+        return [r["tree"] for r in records], f"TFDS sst/{split}"
+    relpath, alternatives = files.sst_relpath(split)
+    path = files.locate(relpath, data_dir, alternatives=alternatives, verify=verify)
+    return tree_lines(files.read_text(path)), str(path)
 
 
 def read_sst_trees(split: str, *, data_dir: str | os.PathLike | None = None, source: str = "auto",
@@ -123,15 +42,9 @@ def read_sst_trees(split: str, *, data_dir: str | os.PathLike | None = None, sou
     """Returns the tree lines (`str`, one per sentence, file order) of a split (train / validation = dev / test).
 
     Args: as in `rnn_jax.data.text.read_tiny_shakespeare`; files are ``sentiment/sst/{train,dev,test}.txt``
-    (or the official zip's ``trees/*.txt``); the TFDS dataset is ``sst``.
+    (or the official zip's ``trees/*.txt``, see `files.sst_relpath`); the TFDS dataset is ``sst``.
     """
-    split = text_lib.canonical_split(split)
-    if text_lib._resolve_source(source, data_dir) == "tfds":
-        from rnn_jax.data import tfds_builders
-        return [r["tree"] for r in tfds_builders.read_records("sst", split, tfds_dir=tfds_dir, data_dir=data_dir)]
-    name = _FILES[split]
-    path = files.locate(f"sentiment/sst/{name}", data_dir, alternatives=(f"trees/{name}",), verify=verify)
-    return [line for line in files.read_text(path).split("\n") if line.strip()]
+    return _split_lines(split, data_dir, source, tfds_dir, verify)[0]
 
 
 def read_sst(split: str, *, binary: bool = False, phrases: bool = False, unique_phrases: bool = True,
@@ -146,10 +59,12 @@ def read_sst(split: str, *, binary: bool = False, phrases: bool = False, unique_
       unique_phrases: with `phrases`, keep each distinct token span once (its first occurrence).
       lowercase: lower-case the tokens.
       data_dir, source, tfds_dir, verify: where to read, as in `read_sst_trees`.
+
+    Raises:
+      ValueError: a malformed tree line; the message names the file (or TFDS split), the line's number and text.
     """
     out, seen = [], set()
-    for line in read_sst_trees(split, data_dir=data_dir, source=source, tfds_dir=tfds_dir, verify=verify):
-        tree = parse_tree(line)
+    for tree in parse_trees(*_split_lines(split, data_dir, source, tfds_dir, verify)):
         items = tree_phrases(tree) if phrases else [SentimentExample(tuple(tree.leaves()), tree.label)]
         for tokens, label in items:
             if binary:

@@ -7,7 +7,7 @@ These builders read with plain Python:
 
 * ``tiny_shakespeare``: ``text``, the whole split (``input.txt`` cut as TFDS does); 1 / 1 / 1 examples.
 * ``ptb_word``: ``text``, one line with words joined by single spaces; 42,068 / 3,370 / 3,761 examples.
-* ``ptb_char``: ``text``, one decoded line (`text.decode_ptb_char_line`); 42,068 / 3,370 / 3,761 examples.
+* ``ptb_char``: ``text``, one decoded line (`text_format.decode_ptb_char_line`); 42,068 / 3,370 / 3,761 examples.
 * ``sst``: ``tree`` (the PTB-style line), ``sentence`` (leaves joined by spaces), ``label`` (root, 0-4);
   8,544 / 1,101 / 2,210 examples.
 
@@ -21,6 +21,9 @@ byte for byte (tests/data/test_tfds_builders.py); it is not registered, to leave
 The others register as ``ptb_word``, ``ptb_char`` and ``sst`` when this module is imported.
 
 Typical use: `read_records(name, split, tfds_dir=..., data_dir=...)`, which prepares on first use.
+
+Layering: this module imports only the bottom layer (the parsers `text_format` and `sst_format`, `files`,
+`splits`); the split readers `text` and `sst` import it, never the reverse.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rnn_jax.data import files
-from rnn_jax.data import text as text_lib
+from rnn_jax.data import files, sst_format, text_format
+from rnn_jax.data.splits import SPLITS, canonical_split
 
 _TINY_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 _PTB_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
@@ -109,8 +112,8 @@ class TinyShakespeare(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             homepage="https://github.com/karpathy/char-rnn/blob/master/data/tinyshakespeare/input.txt")
 
     def _split_generators(self, dl_manager):
-        path = _locate(dl_manager, text_lib.TINY_SHAKESPEARE, url=_TINY_URL, archive=False)
-        splits = text_lib.split_like_tfds(files.read_text(path))
+        path = _locate(dl_manager, files.TINY_SHAKESPEARE, url=_TINY_URL, archive=False)
+        splits = text_format.split_like_tfds(files.read_text(path))
         return {name: self._generate_examples(name, t) for name, t in splits.items()}
 
     def _generate_examples(self, split_key, split_text):
@@ -131,14 +134,14 @@ class _PtbBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         out = {}
-        for split in text_lib.SPLITS:
-            relpath, alternatives = text_lib.ptb_relpath(split, self.LEVEL)
+        for split in SPLITS:
+            relpath, alternatives = files.ptb_relpath(split, self.LEVEL)
             path = _locate(dl_manager, relpath, alternatives, url=_PTB_URL)
             out[split] = self._generate_examples(path)
         return out
 
     def _generate_examples(self, path):
-        for i, line in enumerate(text_lib.parse_ptb(files.read_text(path), self.LEVEL)):
+        for i, line in enumerate(text_format.parse_ptb(files.read_text(path), self.LEVEL)):
             yield i, {"text": line}
 
 
@@ -173,17 +176,15 @@ class Sst(tfds.core.GeneratorBasedBuilder):
             homepage="https://nlp.stanford.edu/sentiment/")
 
     def _split_generators(self, dl_manager):
-        from rnn_jax.data import sst  # the tree parser
         out = {}
-        for split, name in (("train", "train.txt"), ("validation", "dev.txt"), ("test", "test.txt")):
-            path = _locate(dl_manager, f"sentiment/sst/{name}", (f"trees/{name}",), url=_SST_URL)
-            lines = [line for line in files.read_text(path).split("\n") if line.strip()]
-            out[split] = self._generate_examples(lines, sst.parse_tree)
+        for split in SPLITS:
+            relpath, alternatives = files.sst_relpath(split)
+            path = _locate(dl_manager, relpath, alternatives, url=_SST_URL)
+            out[split] = self._generate_examples(sst_format.tree_lines(files.read_text(path)), str(path))
         return out
 
-    def _generate_examples(self, lines, parse_tree):
-        for i, line in enumerate(lines):
-            tree = parse_tree(line)
+    def _generate_examples(self, lines, origin):
+        for i, (line, tree) in enumerate(zip(lines, sst_format.parse_trees(lines, origin))):
             yield i, {"tree": line, "sentence": " ".join(tree.leaves()), "label": tree.label}
 
 
@@ -229,7 +230,7 @@ def data_source(name: str, split: str, *, tfds_dir: str | os.PathLike | None = N
     ``~/tensorflow_datasets``); if none and `download`, prepares `name` into `tfds_dir` (or the default
     folder) from the local copy under the data root, or else from the official source.
     """
-    split = text_lib.canonical_split(split)
+    split = canonical_split(split)
     if name not in BUILDERS:
         raise ValueError(f"name must be one of {sorted(BUILDERS)}, got {name!r}")
     root = files.data_root(data_dir)

@@ -1,11 +1,12 @@
-"""Tests of rnn_jax/data/files.py: the data root's precedence, clear errors, sha256 checks, other layouts."""
+"""Tests of rnn_jax/data/files.py: the data root's precedence, clear errors, sha256 checks, other layouts, the
+file map and the choice between files and TFDS."""
 
 import gzip
 import shutil
 
 import pytest
 
-from rnn_jax.data import files, text
+from rnn_jax.data import files, splits, text
 from tests.data import DATA_DIR, requires_data
 
 
@@ -59,12 +60,37 @@ def test_read_text_gzip_and_plain(tmp_path):
     assert files.read_text(tmp_path / "x.txt.gz") == content
 
 
+
+def test_file_map_of_each_split_and_its_aliases():
+    assert files.ptb_relpath("valid", "word") == files.ptb_relpath("validation", "word") == (
+        "charlm/ptb/ptb.valid.txt.gz", ("charlm/ptb/ptb.valid.txt", "simple-examples/data/ptb.valid.txt"))
+    assert files.ptb_relpath("test", "char")[0] == "charlm/ptb/ptb.char.test.txt.gz"
+    assert files.sst_relpath("dev") == files.sst_relpath("validation") == ("sentiment/sst/dev.txt",
+                                                                           ("trees/dev.txt",))
+    assert files.sst_relpath("train") == ("sentiment/sst/train.txt", ("trees/train.txt",))
+    with pytest.raises(ValueError, match="level must be"):
+        files.ptb_relpath("train", "byte")
+    with pytest.raises(ValueError, match="split must be one of"):
+        files.sst_relpath("holdout")
+
+
+def test_resolve_source(monkeypatch, tmp_path):
+    monkeypatch.delenv(files.ENV_VAR, raising=False)
+    assert files.resolve_source("auto") == "tfds"  # no local copy: the builders download
+    assert files.resolve_source("auto", tmp_path) == "files"
+    monkeypatch.setenv(files.ENV_VAR, str(tmp_path))
+    assert files.resolve_source("auto") == "files"
+    assert files.resolve_source("tfds") == "tfds" and files.resolve_source("files", None) == "files"
+    with pytest.raises(ValueError, match="source must be"):
+        files.resolve_source("web")
+
 @requires_data
 def test_every_staged_file_matches_its_source_md_checksum():
-    names = [text.TINY_SHAKESPEARE] + [f"sentiment/sst/{n}" for n in ("train.txt", "dev.txt", "test.txt")]
-    for split in text.SPLITS:
+    names = [files.TINY_SHAKESPEARE] + [f"sentiment/sst/{n}" for n in ("train.txt", "dev.txt", "test.txt")]
+    assert names[1:] == [files.sst_relpath(split)[0] for split in splits.SPLITS]
+    for split in splits.SPLITS:
         for level in ("word", "char"):
-            names.append(text.ptb_relpath(split, level)[0])
+            names.append(files.ptb_relpath(split, level)[0])
     for name in names:
         files.verify_file(files.locate(name, DATA_DIR))  # raises on a mismatch
         assert files.locate(name, DATA_DIR, verify=True).name in files.SHA256

@@ -1,5 +1,6 @@
-"""Tests of rnn_jax/data/sst.py: the tree parser on hand-made trees, split and label counts against the
-published SST numbers (SOURCE.md), the vocabulary's <unk> mapping, and bucketed batches."""
+"""Tests of rnn_jax/data/sst.py: split and label counts against the published SST numbers (SOURCE.md), a
+malformed file's error, the vocabulary's <unk> mapping, and bucketed batches (the tree parser itself:
+test_sst_format.py)."""
 
 import collections
 import functools
@@ -15,27 +16,6 @@ from tests.data import DATA_DIR, requires_data
 @functools.lru_cache(maxsize=None)
 def _read(split, **kw):
     return tuple(sst.read_sst(split, data_dir=DATA_DIR, **kw))
-
-
-def test_parse_tree_by_hand():
-    tree = sst.parse_tree("(3 (2 (2 The) (2 Rock)) (4 (3 rocks) (2 .)))")
-    assert tree.label == 3 and len(tree.children) == 2 and tree.token is None
-    assert tree.leaves() == ["The", "Rock", "rocks", "."]
-    assert sst.tree_phrases(tree) == [
-        (("The", "Rock", "rocks", "."), 3), (("The", "Rock"), 2), (("The",), 2), (("Rock",), 2),
-        (("rocks", "."), 4), (("rocks",), 3), ((".",), 2)]
-    # tokens may hold a no-break space (train has "8\xa01\/2"); only ASCII spaces separate items
-    assert sst.parse_tree("(1 (2 8\xa01\\/2) (1 bad))").leaves() == ["8\xa01\\/2", "bad"]
-
-
-@pytest.mark.parametrize("bad", ["(3 (2 a) (2 b)", "(x (2 a))", "(2 a) (2 b)", "(2 (2 a) b)", "(2)", "2 a"])
-def test_parse_tree_rejects_malformed_lines(bad):
-    with pytest.raises(ValueError):
-        sst.parse_tree(bad)
-
-
-def test_to_binary():
-    assert [sst.to_binary(x) for x in range(5)] == [0, 0, None, 1, 1]
 
 
 @requires_data
@@ -121,3 +101,14 @@ def test_sentence_batches_fixed_shapes():
     assert all(b.tokens.shape[0] == 50 for b in dropped)
     with pytest.raises(ValueError, match="pad token"):
         next(sst.sentence_batches(examples, Vocabulary.build([["a"]], pad=None), batch_size=2))
+
+
+def test_a_malformed_line_in_a_split_file_names_the_file_and_the_line(tmp_path):
+    folder = tmp_path / "sentiment" / "sst"
+    folder.mkdir(parents=True)
+    (folder / "dev.txt").write_text("(3 (2 a) (4 b))\n(1 (1 c) (2 d)\n(4 e)\n")
+    with pytest.raises(ValueError, match=r"dev\.txt: tree line 2 is malformed: unbalanced") as e:
+        sst.read_sst("validation", data_dir=tmp_path)
+    assert str(folder / "dev.txt") in str(e.value) and "'(1 (1 c) (2 d)'" in str(e.value)
+    # the lines themselves are still read back as they are; only parsing refuses them
+    assert sst.read_sst_trees("dev", data_dir=tmp_path)[1] == "(1 (1 c) (2 d)"

@@ -1,12 +1,13 @@
 """Tests of rnn_jax/data/text.py on the staged corpora: tiny Shakespeare against TFDS's own split, PTB word
-and char level against Mikolov's published sizes, and the char files against the word files."""
+and char level against Mikolov's published sizes, and the char files against the word files (the parsers on
+hand-made text: test_text_format.py; split names: test_splits.py)."""
 
 import functools
 import sys
 
 import pytest
 
-from rnn_jax.data import files, lm, text
+from rnn_jax.data import files, lm, splits, text
 from tests.data import DATA_DIR, requires_data
 
 pytestmark = requires_data
@@ -17,17 +18,10 @@ def _ptb(split, level):
     return tuple(text.read_ptb(split, level=level, data_dir=DATA_DIR))
 
 
-def test_canonical_split_aliases():
-    assert [text.canonical_split(s) for s in ("train", "valid", "dev", "val", "validation", "test")] == [
-        "train", "validation", "validation", "validation", "validation", "test"]
-    with pytest.raises(ValueError, match="split must be one of"):
-        text.canonical_split("holdout")
-
-
 def test_tiny_shakespeare_split_sizes_and_cover():
-    parts = [text.read_tiny_shakespeare(s, data_dir=DATA_DIR, verify=True) for s in text.SPLITS]
+    parts = [text.read_tiny_shakespeare(s, data_dir=DATA_DIR, verify=True) for s in splits.SPLITS]
     assert [len(p) for p in parts] == [1_003_854, 55_770, 55_770]
-    assert "".join(parts) == files.read_text(DATA_DIR / text.TINY_SHAKESPEARE)
+    assert "".join(parts) == files.read_text(DATA_DIR / files.TINY_SHAKESPEARE)
     assert text.read_tiny_shakespeare("valid", data_dir=DATA_DIR) == parts[1]
 
 
@@ -47,24 +41,16 @@ def test_tiny_shakespeare_split_equals_prepared_tfds_copy():
 
 def test_tiny_shakespeare_sources_agree():
     # source="tfds" with the staged data root reads the prepared copy under <root>/tfds
-    for split in text.SPLITS:
+    for split in splits.SPLITS:
         assert text.read_tiny_shakespeare(split, data_dir=DATA_DIR, source="tfds") == \
             text.read_tiny_shakespeare(split, data_dir=DATA_DIR, source="files")
 
 
-def test_split_like_tfds_small_cases():
-    assert text.split_like_tfds("abcdefghij0123456789") == {"train": "abcdefghij01234567", "validation": "8",
-                                                           "test": "9"}
-    for n in range(0, 40):
-        parts = text.split_like_tfds("x" * n)
-        assert sum(map(len, parts.values())) == n and len(parts["train"]) == int(0.9 * n)
-
-
 def test_ptb_word_sizes_match_mikolov():
-    lines = {s: _ptb(s, "word") for s in text.SPLITS}
+    lines = {s: _ptb(s, "word") for s in splits.SPLITS}
     assert {s: len(v) for s, v in lines.items()} == {"train": 42_068, "validation": 3_370, "test": 3_761}
     assert lines["validation"][0] == "consumers may want to move their telephones a little closer to the tv set"
-    tokens = {s: text.lm_tokens("ptb_word", s, data_dir=DATA_DIR) for s in text.SPLITS}
+    tokens = {s: text.lm_tokens("ptb_word", s, data_dir=DATA_DIR) for s in splits.SPLITS}
     assert {s: len(v) for s, v in tokens.items()} == {"train": 929_589, "validation": 73_760, "test": 82_430}
     assert tokens["train"].count("<eos>") == 42_068 and tokens["train"][-1] == "<eos>"
     vocab = lm.lm_vocabulary("ptb_word", tokens["train"])
@@ -76,7 +62,7 @@ def test_ptb_word_sizes_match_mikolov():
 
 def test_ptb_char_decodes_to_the_word_lines():
     # Reference: the word-level file. Decoding the char file ('_' = space, one line per line) gives it back.
-    for split in text.SPLITS:
+    for split in splits.SPLITS:
         assert _ptb(split, "char") == _ptb(split, "word"), split
     stream = text.lm_tokens("ptb_char", "validation", data_dir=DATA_DIR)
     assert isinstance(stream, str) and stream.endswith("\n") and stream.count("\n") == 3_370
@@ -86,13 +72,6 @@ def test_ptb_char_decodes_to_the_word_lines():
     alphabet = set(train)
     assert len(alphabet) == 50 and {" ", "\n", "<", ">", "N"} <= alphabet and "_" not in alphabet
     assert set(stream) <= alphabet
-
-
-def test_decode_ptb_char_line():
-    assert text.decode_ptb_char_line(" a _ < u n k > _ b \n") == "a <unk> b"
-    assert text.decode_ptb_char_line(" ") == ""
-    assert text.parse_ptb("a b\n c  d \n ", "word") == ["a b", "c d"]
-    assert text.parse_ptb("a _ b \n c \n ", "char") == ["a b", "c"]
 
 
 def test_bad_arguments():

@@ -10,6 +10,7 @@ from tests.data import DATA_DIR, requires_data
 
 tfds = pytest.importorskip("tensorflow_datasets")
 from rnn_jax.data import sst, text, tfds_builders  # noqa: E402
+from rnn_jax.data.files import TINY_SHAKESPEARE  # noqa: E402
 
 pytestmark = requires_data
 
@@ -93,7 +94,7 @@ def official_server(tmp_path, monkeypatch):
 
     srv = tmp_path / "srv"
     srv.mkdir()
-    (srv / "input.txt").write_bytes((DATA_DIR / text.TINY_SHAKESPEARE).read_bytes())
+    (srv / "input.txt").write_bytes((DATA_DIR / TINY_SHAKESPEARE).read_bytes())
     with tarfile.open(srv / "simple-examples.tgz", "w") as tar:  # tarfile reads it whatever the suffix
         for split in ("train", "valid", "test"):
             plain = tmp_path / f"ptb.{split}.txt"
