@@ -1,0 +1,135 @@
+"""Tests of rnn_jax.training.checkpoint: exact save and restore, keep-K plus best, argument errors, and
+exact resume of the tiny tagger's training, in process and across a SIGKILL of `tests.training.resume_script`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rnn_jax import training as tr
+from tests.training.conftest import REPO, assert_trees_equal
+from tests.training.loop import leaves, run_training
+from tests.training.tagger import DATA_START, batch_at, fresh_state, jitted_train_step
+
+
+def test_save_and_restore_are_exact(tmp_path):
+    state = fresh_state(8)
+    step_fn = jitted_train_step()
+    for pos in range(3):
+        state, _ = step_fn(state, batch_at(pos))
+    with tr.Checkpointer(tmp_path, save_every=10) as ckpt:
+        assert ckpt.restore_latest(fresh_state(8)) is None
+        assert ckpt.save(3, state, extra={"data_position": 1003, "vocab_path": "vocab.json"}, force=True)
+        with pytest.raises(ValueError, match=r"save\(step=10\) got a state at step 3"):
+            ckpt.save(10, state)
+    template = fresh_state(8, seed=5)  # other params and key: restore must replace them all
+    restored, extra, items = tr.Checkpointer(tmp_path, save_every=10).restore_latest(template)
+    assert items is None  # none saved, none asked for
+    assert extra == {"data_position": 1003, "vocab_path": "vocab.json"}
+    assert_trees_equal(restored.params, state.params)
+    assert_trees_equal(restored.opt_state, state.opt_state)  # Adam moments and counts, bit for bit
+    assert restored.step.dtype == jnp.int32 and int(restored.step) == 3
+    assert jnp.issubdtype(restored.key.dtype, jax.dtypes.prng_key)
+    np.testing.assert_array_equal(jax.random.key_data(restored.key), jax.random.key_data(state.key))
+    assert restored.tx is template.tx
+
+
+def _state_at(step: int, value: float) -> tr.TrainState:
+    params = {"w": jnp.full((2,), value)}
+    tx = optax.sgd(0.1)
+    return tr.create_train_state(params, tx, jax.random.key(0)).replace(step=jnp.asarray(step, jnp.int32))
+
+
+@pytest.mark.parametrize("best_mode, kept, best", [("min", [2, 5, 6], 2), ("max", [5, 6], 6)])
+def test_keep_last_k_plus_best(tmp_path, best_mode, kept, best):
+    valid = {1: 5.0, 2: 2.0, 3: 4.0, 4: None, 5: 3.0, 6: 7.0}  # step 4 saved without a validation loss
+    with tr.Checkpointer(tmp_path, save_every=1, keep=2, best_metric="valid_loss", best_mode=best_mode,
+                         async_save=False) as ckpt:
+        for step, v in valid.items():
+            metrics = None if v is None else {"valid_loss": v, "train_loss": 9.0}
+            assert ckpt.save(step, _state_at(step, float(step)), metrics=metrics)
+        assert not ckpt.save(6, _state_at(6, 6.0), force=True)  # that step exists: no second save
+        assert ckpt.all_steps() == kept and ckpt.best_step == best
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == kept
+    reopened = tr.Checkpointer(tmp_path, save_every=1, keep=2, best_metric="valid_loss", best_mode=best_mode)
+    assert reopened.all_steps() == kept and reopened.best_step == best and reopened.latest_step == 6
+    state, _, _ = reopened.restore(_state_at(0, 0.0), best)
+    np.testing.assert_array_equal(state.params["w"], [best, best])
+    reopened.close()
+
+
+def test_keep_last_k_without_best_and_save_every(tmp_path):
+    with tr.Checkpointer(tmp_path, save_every=2, keep=2, async_save=False) as ckpt:
+        saved = [s for s in range(1, 10) if ckpt.save(s, _state_at(s, 0.0), metrics={"valid_loss": 1.0 / s})]
+        assert saved == [2, 4, 6, 8]
+        assert ckpt.save(9, _state_at(9, 0.0), force=True)  # the final step, off the grid
+        assert ckpt.all_steps() == [8, 9] and ckpt.best_step is None
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(save_every=0), "save_every must be an integer >= 1"),
+                                           (dict(save_every=1, keep=0), "keep must be an integer >= 1"),
+                                           (dict(save_every=1, best_mode="lowest"), "best_mode must be")])
+def test_checkpointer_argument_errors(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tr.Checkpointer(tmp_path, **kwargs)
+
+
+def test_resume_continues_the_same_curve(tmp_path):
+    total = 8
+    ref_state, ref_losses = run_training(tmp_path / "ref", total, save_every=4, print_fn=lambda s: None)
+    # a run that dies at step 6, two steps after its checkpoint at 4; its objects are simply dropped
+    run_training(tmp_path / "run", total, save_every=4, stop_after=6, print_fn=lambda s: None)
+    lines = []
+    state, losses = run_training(tmp_path / "run", total, save_every=4, print_fn=lines.append)
+    assert lines[0] == f"start 4 {DATA_START + 4}"  # step and data position restored
+    assert sorted(losses) == [5, 6, 7, 8]
+    assert losses == {s: ref_losses[s] for s in losses}  # the same curve, exactly
+    assert_trees_equal(state.params, ref_state.params)
+    assert_trees_equal(state.opt_state, ref_state.opt_state)
+
+
+def test_resume_after_sigkill(tmp_path):
+    """Runs the training script, SIGKILLs it after its second save, restarts it; final params are exact."""
+    total, save_every = 24, 4
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tests.training.resume_script", str(workdir), str(total), str(save_every), "0.04"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", JAX_PLATFORMS="cpu")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line.strip())
+            if line.strip() == f"saved {2 * save_every}":  # the save at 4 is on disk once the one at 8 starts
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, seen
+    on_disk = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert on_disk and on_disk[-1] >= save_every
+    resume_from = on_disk[-1]
+    assert resume_from < total  # it really died mid-run
+
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout.splitlines()
+    assert out[0] == f"start {resume_from} {DATA_START + resume_from}"
+    # a write the kill interrupted (usually step 8's: "8.orbax-checkpoint-tmp") is gone; keep=2 held
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == [str(total - save_every), str(total)]
+    final = np.load(workdir / "final.npz")
+    losses = json.loads((workdir / "losses.json").read_text())
+
+    with jax.default_device(jax.devices("cpu")[0]):  # the script ran on CPU: compare like with like
+        ref_state, ref_losses = run_training(tmp_path / "ref", total, save_every, print_fn=lambda s: None)
+    for i, leaf in enumerate(leaves(ref_state.params)):
+        np.testing.assert_array_equal(final[f"leaf_{i}"], leaf)
+    assert {int(k): v for k, v in losses.items()} == {s: ref_losses[s] for s in range(resume_from + 1, total + 1)}
