@@ -15,10 +15,12 @@ same curve as one that never stopped (checked in tests/training, also across ``k
 
 from __future__ import annotations
 
+import logging as logging_lib
 import math
 import os
 from typing import Any, Mapping, NamedTuple
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
@@ -37,6 +39,17 @@ class Restored(NamedTuple):
     state: TrainState
     extra: dict
     items: dict | None
+
+
+class _UnrankedSaveFilter(logging_lib.Filter):
+    """Drops orbax's warning for a save without metrics under best-retention: unranked saves are by design
+    here (a checkpoint between evaluations is kept while among the last `keep`)."""
+
+    def filter(self, record) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+_UNRANKED_FILTER = _UnrankedSaveFilter()
 
 
 def _abstract(tree):
@@ -87,6 +100,8 @@ class Checkpointer:
             create=True, cleanup_tmp_directories=True, enable_async_checkpointing=async_save,
             best_fn=best_fn, best_mode=best_mode, preservation_policy=ocm.AnyPreservationPolicy(policies))
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        if best_metric is not None:
+            logging.get_absl_logger().addFilter(_UNRANKED_FILTER)  # adding the same filter twice is a no-op
 
     # --- queries
     def should_save(self, step: int) -> bool:

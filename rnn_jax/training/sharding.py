@@ -61,6 +61,78 @@ def shard_batch(batch, mesh: Mesh | None = None):
     return jax.tree_util.tree_map_with_path(place, batch)
 
 
+def check_divisible(batch, n: int, what: str = "batch") -> int:
+    """Returns the leading (batch) size of every leaf of `batch` after checking it divides by `n` devices.
+
+    Raises:
+      ValueError: naming the leaf, when leaves disagree on the batch size or it is not a multiple of `n`.
+    """
+    sizes = {}
+    for path, x in jax.tree_util.tree_leaves_with_path(batch):
+        if np.ndim(x):
+            sizes[jax.tree_util.keystr(path) or "<root>"] = np.shape(x)[0]
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{what} leaves disagree on the leading (batch) axis: {sizes}")
+    size = next(iter(sizes.values()), 0)
+    if size % n:
+        raise ValueError(f"{what} size {size} (leaves {sorted(sizes)}) is not divisible by the {n} devices: use a "
+                         f"multiple of {n}")
+    return size
+
+
+def global_batch(local_batch, mesh: Mesh | None = None):
+    """Returns one global array per leaf, split on the batch axis, from this process's part of the batch.
+
+    Each process passes its own rows (``[local_batch, ...]``, e.g. read by `jax.process_index()`); the global
+    batch is their concatenation in process order. On one process this is `shard_batch`.
+
+    Raises:
+      ValueError: if the local batch does not divide by this process's devices.
+    """
+    mesh = make_mesh() if mesh is None else mesh
+    check_divisible(local_batch, len(mesh.local_devices), "local batch")
+    split = batch_sharding(mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(split, np.asarray(x)), local_batch)
+
+
+def process_rows(batch, process_index: int, process_count: int):
+    """Returns this process's rows of a global batch: the `process_index`-th of `process_count` equal parts.
+
+    The data contract of the training loop: each process reads only its own rows of every global batch,
+    and `global_batch` joins them in process order.
+
+    Raises:
+      ValueError: if the batch size does not divide by `process_count`.
+    """
+    size = check_divisible(batch, process_count, f"global batch (over {process_count} processes)")
+    part = size // process_count
+    rows = slice(process_index * part, (process_index + 1) * part)
+    return jax.tree.map(lambda x: x[rows] if np.ndim(x) else x, batch)
+
+
+def pad_batch(batch, multiple: int, mask_key: str = "mask"):
+    """Returns ``(padded, n)``: `batch` grown on its leading axis to a multiple of `multiple`, and its size n.
+
+    Padding rows repeat the last real row (so every function of them stays finite) with
+    ``batch[mask_key]`` set to zero there, so masked sums never see them. Used by evaluation, whose
+    last (or only, for one stream) batch may be smaller than the device count.
+
+    Args:
+      batch: a dict of arrays ``[n, ...]`` holding `mask_key` (``[n]`` or ``[n, T]``; bool or numeric).
+      multiple: the device count (>= 1).
+    """
+    if mask_key not in batch:
+        raise ValueError(f"batch must hold a {mask_key!r} entry marking its real rows, got keys {sorted(batch)}")
+    n = int(np.shape(batch[mask_key])[0])
+    extra = -n % multiple
+    if not extra:
+        return batch, n
+    padded = {k: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], extra, axis=0)])
+              for k, v in batch.items()}
+    padded[mask_key][n:] = 0
+    return padded, n
+
+
 def replicate(tree, mesh: Mesh | None = None):
     """Returns `tree` (e.g. a `TrainState`) with every leaf copied to all devices of the mesh."""
     mesh = make_mesh() if mesh is None else mesh

@@ -1,6 +1,5 @@
-"""The char-LM experiment end to end on a tiny setting: the loss falls, checkpoints resume exactly, sampling."""
+"""The char-LM experiment end to end on its smoke config: the loss falls, checkpoints resume exactly, sampling."""
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -9,20 +8,29 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import char_lm
+from experiments import char_lm, harness
+from experiments.configs import char_lm as configs
 from rnn_jax import training
 from tests.data import DATA_DIR, requires_data
 
 pytestmark = requires_data
+REPO = Path(__file__).resolve().parents[2]
 
-# constant learning rate: a run stopped at step 20 and resumed to 30 must equal one run to 30
-SMOKE = char_lm.smoke_config(char_lm.Config(schedule="constant", steps=30,
-                                             data_dir=None if DATA_DIR is None else str(DATA_DIR)))
+
+def smoke(variant="smoke", **overrides):
+    config = configs.get_config(variant)
+    config.data_dir = None if DATA_DIR is None else str(DATA_DIR)
+    config.update(overrides)
+    return config
+
+
+SMOKE = smoke(schedule="constant")  # a run stopped at step 20 and resumed to 30 must equal one run to 30
 
 
 def _series(workdir, name="train_loss"):
@@ -40,18 +48,19 @@ def test_loss_falls_and_outputs_are_written(full_run):
     workdir, results = full_run
     losses = list(_series(workdir).values())
     assert losses[-1] < losses[0] - 0.3, losses  # from about log(66) = 4.19 nats down
-    for name in ("results.json", "vocab.json", "loss_curves.png", "sample.txt"):
+    for name in ("results.json", "vocab.json", "loss_curves.png", "sample.txt", "config.json"):
         assert (workdir / name).exists(), name
-    assert results["step"] == 30
+    assert results["step"] == 30 and results["selected_step"] == 30  # validation loss falls throughout
     assert results["test"]["tokens"] == 55_769  # every test target once (55,770 characters)
-    assert results["valid"]["bpc"] == pytest.approx(results["valid"]["loss"] / np.log(2))
+    assert results["valid"]["bpc"] == pytest.approx(results["valid"]["loss"] / np.log(2), rel=1e-6)
+    assert results["valid"]["ppl"] == pytest.approx(np.exp(results["valid"]["loss"]))
     assert (workdir / "checkpoints" / "30").is_dir()
 
 
 def test_resume_continues_the_same_curve(full_run, tmp_path):
     workdir_full, results_full = full_run
-    char_lm.train_and_evaluate(dataclasses.replace(SMOKE, steps=20), tmp_path)  # "killed" after step 20
-    results = char_lm.train_and_evaluate(SMOKE, tmp_path)  # restarts from the step-20 checkpoint
+    char_lm.train_and_evaluate(smoke(schedule="constant", steps=20), tmp_path)  # "killed" after step 20
+    results = char_lm.train_and_evaluate(SMOKE, tmp_path)  # the step budget may change on resume
     assert results["step"] == 30
     full, resumed = _series(workdir_full), _series(tmp_path)
     for step in (25, 30):  # logged after the restart
@@ -59,46 +68,56 @@ def test_resume_continues_the_same_curve(full_run, tmp_path):
     assert results["test"]["loss"] == pytest.approx(results_full["test"]["loss"], rel=1e-5)
 
 
-def test_sampling_from_a_checkpoint_has_the_requested_length(full_run):
+def test_a_workdir_of_another_model_is_refused(full_run):
     workdir, _ = full_run
-    text = char_lm.sample_from_checkpoint(SMOKE, workdir, "ROMEO:", 57, temperature=0.8, top_k=10, seed=1)
-    assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 57
+    with pytest.raises(ValueError, match=r"hidden: 32 -> 48"):
+        char_lm.train_and_evaluate(smoke(schedule="constant", hidden=48), workdir)
+
+
+def test_greedy_sampling_from_the_checkpoint_is_the_models_argmax_continuation(full_run):
+    """The sampler's carried state against re-reading the whole growing text at every step."""
+    workdir, _ = full_run
+    text = char_lm.sample_from_checkpoint(workdir, "ROMEO:", 12, temperature=1.0, top_k=1, seed=1)
+    task = char_lm.LanguageModelTask(harness.config_from_workdir(workdir), workdir)
+    template = training.create_train_state(task.init(jax.random.key(0)), task.tx, jax.random.key(0))
+    params = training.Checkpointer(workdir, save_every=1).restore_latest(template).state.params
+    vocab, expected = task.corpus.vocab, "ROMEO:"
+    unk = vocab.unk_id
+    for _ in range(12):
+        logits, _ = task.model.apply(params, jnp.asarray(vocab.encode(list(expected)))[None])
+        scores = np.array(logits[0, -1])
+        scores[unk] = -np.inf  # the sampler never draws <unk>
+        expected += vocab.decode([int(np.argmax(scores))])[0]
+    assert text == expected
 
 
 def test_sampling_without_a_checkpoint_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="train first"):
-        char_lm.sample_from_checkpoint(SMOKE, tmp_path, "a", 5, temperature=1.0, top_k=None, seed=0)
+        char_lm.sample_from_checkpoint(tmp_path, "a", 5, temperature=1.0, top_k=None, seed=0)
 
 
-def _config(*argv):
+def test_config_file_variants_on_the_command_line():
+    """``--config`` defaults to the char config; a variant follows the path (``--config.x=`` overrides are
+    exercised by the kill -9 test, through the program itself)."""
     fv = flags.FlagValues()
-    char_lm.define_flags(fv)
-    fv(["char_lm", "--workdir=/tmp/unused", *argv])
-    return char_lm.config_from_flags(fv)
-
-
-def test_flags_pick_the_level_preset_and_explicit_flags_override_it():
-    assert _config() == char_lm.PRESETS["char"]
-    word = _config("--level=word")
-    assert word == char_lm.PRESETS["word_small"]
+    harness.define_flags("char_lm", fv)
+    fv(["char_lm", "--workdir=/tmp/unused"])
+    assert fv.config.to_dict() == configs.char().to_dict()
+    fv = flags.FlagValues()
+    harness.define_flags("char_lm", fv)
+    fv(["char_lm", "--workdir=/tmp/unused", "--config=" + str(REPO / "experiments/configs/char_lm.py:word_small")])
+    word = fv.config
     assert (word.corpus, word.hidden, word.optimizer, word.epochs, word.steps) == ("ptb_word", 200, "sgd", 13, None)
-    assert _config("--level=word", "--hidden=300", "--corpus=ptb").hidden == 300
-    assert _config("--corpus=ptb").corpus == "ptb_char"
-    assert _config("--level=word", "--steps=50").steps == 50  # --steps replaces the preset's epochs
-    assert _config("--level=word", "--steps=50").epochs is None
-    assert _config("--level=word", "--preset=word_medium").hidden == 650
-    with pytest.raises(app.UsageError, match="--level=char"):
-        _config("--corpus=ptb_word")
-    with pytest.raises(app.UsageError, match="word-level configuration"):
-        _config("--preset=word_small")
+    assert configs.get_config("word_medium").hidden == 650
+    assert configs.get_config("ptb_char,smoke").corpus == "ptb_char"
+    with pytest.raises(ValueError, match="config variant must be one of"):
+        configs.get_config("word_big")
 
 
 def test_word_level_schedule_halves_the_rate_each_epoch_after_the_fourth():
-    cfg = char_lm.PRESETS["word_small"]
-    assert char_lm.total_steps(cfg, epoch_steps=10) == 130  # 13 epochs
-    assert char_lm.total_steps(dataclasses.replace(cfg, steps=7), epoch_steps=10) == 7
-    assert (cfg.learning_rate, cfg.clip_norm) == (20.0, 0.25)  # Zaremba's 1.0 and 5 on a loss summed over 20 steps
-    tx = char_lm.make_tx(cfg, epoch_steps=10)
+    config = configs.word_small()
+    assert (config.learning_rate, config.clip_norm) == (20.0, 0.25)  # Zaremba's 1.0 and 5 on a loss summed over 20 steps
+    tx = char_lm.make_tx(config, epoch_steps=10, total_steps=130)
     params = {"w": jnp.zeros(())}
     opt_state = tx.init(params)
     rates = []
@@ -114,9 +133,10 @@ def test_word_level_schedule_halves_the_rate_each_epoch_after_the_fourth():
 
 def test_word_level_run_reports_perplexity_and_samples_words(tmp_path):
     """The word-level path end to end: SGD with the step schedule, a length in epochs, perplexity, words."""
-    cfg = dataclasses.replace(char_lm.PRESETS["word_small"], layers=1, hidden=16, embed=16, epochs=0.02,
-                              save_every=1000, log_every=10, eval_batch_size=200, data_dir=SMOKE.data_dir)
-    results = char_lm.train_and_evaluate(cfg, tmp_path)
+    config = configs.word_small()
+    config.update(layers=1, hidden=16, embed=16, epochs=0.02, save_every=1000, log_every=10, eval_batch_size=200,
+                  data_dir=SMOKE.data_dir)
+    results = char_lm.train_and_evaluate(config, tmp_path)
     assert results["step"] == round(0.02 * ((929_589 - 1) // 20 // 20))  # PTB training words with <eos>
     losses = list(_series(tmp_path).values())
     assert losses[-1] < losses[0]
@@ -126,18 +146,8 @@ def test_word_level_run_reports_perplexity_and_samples_words(tmp_path):
     assert len(results["sample"].split()) > 30  # words, not characters
 
 
-def test_the_program_resumes_after_kill_9(tmp_path):
-    """`python -m experiments.char_lm` SIGKILLed mid-run restarts from its newest checkpoint."""
-    repo = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(repo), JAX_PLATFORMS="cpu")
-    if SMOKE.data_dir:
-        env["RNN_JAX_DATA"] = SMOKE.data_dir
-    tiny = ["--layers=1", "--hidden=32", "--embed=16", "--batch_size=8", "--seq_len=20", "--save_every=20",
-            "--eval_every=100000", "--log_every=10", f"--workdir={tmp_path}"]
-    cmd = [sys.executable, "-m", "experiments.char_lm", *tiny]
-    ckpts = tmp_path / "checkpoints"
-    proc = subprocess.Popen([*cmd, "--steps=100000"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def _kill_when_a_checkpoint_appears(cmd, env, ckpts) -> int:
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None:
@@ -149,11 +159,24 @@ def test_the_program_resumes_after_kill_9(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    return proc.returncode
+
+
+def test_the_program_resumes_after_kill_9(tmp_path):
+    """`python -m experiments.char_lm` SIGKILLed mid-run restarts from its newest checkpoint."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+    if SMOKE.data_dir:
+        env["RNN_JAX_DATA"] = SMOKE.data_dir
+    cmd = [sys.executable, "-m", "experiments.char_lm", f"--workdir={tmp_path}",
+           "--config=experiments/configs/char_lm.py:smoke", "--config.save_every=20", "--config.eval_every=100000",
+           "--config.log_every=10"]
+    ckpts = tmp_path / "checkpoints"
+    assert _kill_when_a_checkpoint_appears([*cmd, "--config.steps=100000"], env, ckpts) == -signal.SIGKILL
     resume_from = max(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    done = subprocess.run([*cmd, f"--steps={resume_from + 20}"], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([*cmd, f"--config.steps={resume_from + 20}"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"resumed from step {resume_from} " in done.stderr
+    assert f"resumed from step {resume_from} " in done.stdout
+    assert "CheckpointManagerOptions" not in done.stdout + done.stderr  # third-party INFO stays quiet
     assert json.loads((tmp_path / "results.json").read_text())["step"] == resume_from + 20
     assert not [p for p in ckpts.iterdir() if "tmp" in p.name]  # an interrupted write is cleaned up

@@ -1,37 +1,68 @@
-"""The sentiment experiment end to end on a tiny setting: learning, selection by dev, outputs, resume."""
+"""The sentiment experiment end to end on its smoke config: learning, selection by dev, outputs, mid-run resume."""
 
+import numpy as np
 import pytest
 
 from experiments import sentiment
+from experiments.configs import sentiment as configs
 from rnn_jax import training
 from tests.data import DATA_DIR, requires_data
 
 pytestmark = requires_data
 
-SMOKE = sentiment.smoke_config(sentiment.Config(data_dir=None if DATA_DIR is None else str(DATA_DIR)))
+
+def smoke(**overrides):
+    config = configs.get_config("smoke")
+    config.data_dir = None if DATA_DIR is None else str(DATA_DIR)
+    config.save_every = 3  # checkpoints inside an epoch (8 batches), so a resume starts mid-epoch
+    config.update(overrides)
+    return config
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sst")
-    return workdir, sentiment.train_and_evaluate(SMOKE, workdir)
+    return workdir, sentiment.train_and_evaluate(smoke(), workdir)
 
 
 def test_trains_selects_by_dev_and_writes_outputs(run):
     workdir, results = run
-    losses = training.read_metrics(workdir)["train_loss"][1]
+    series = training.read_metrics(workdir)
+    losses = series["train_loss"][1]
     assert losses[-1] < losses[0], losses
     assert results["test"]["examples"] == 1821 and results["dev"]["examples"] == 872  # SST-2 splits
-    confusion = results["test"]["confusion"]
-    assert sum(map(sum, confusion)) == 1821
-    assert results["test"]["accuracy"] == pytest.approx((confusion[0][0] + confusion[1][1]) / 1821)
-    assert results["selected_step"] in (8, 16)  # an epoch boundary, chosen by dev accuracy
+    confusion = np.asarray(results["test"]["confusion"])
+    assert confusion.sum() == 1821
+    assert results["test"]["accuracy"] == pytest.approx(np.trace(confusion) / 1821)
+    # the selected checkpoint is the one whose recorded dev accuracy is best, and its dev figures are those
+    dev = dict(zip(*series["dev_accuracy"]))
+    assert sorted(dev) == [8, 16]  # evaluated at each epoch's end
+    assert dev[results["selected_step"]] == max(dev.values()) == pytest.approx(results["dev"]["accuracy"])
+    dev_loss = dict(zip(*series["dev_loss"]))
+    assert results["dev"]["loss"] == pytest.approx(dev_loss[results["selected_step"]], rel=1e-6)
     for name in ("results.json", "vocab.json", "confusion.png", "loss_curves.png"):
         assert (workdir / name).exists(), name
 
 
-def test_a_finished_run_resumes_without_training_again(run):
+class CrashingTask(sentiment.SentimentTask):
+    """The task with its data stream cut after `crash_at` batches: a deterministic stand-in for a kill."""
+
+    crash_at = 11
+
+    def train_batches(self, position, process_index, process_count):
+        for p, batch in enumerate(super().train_batches(position, process_index, process_count), position):
+            if p == self.crash_at:
+                raise KeyboardInterrupt(f"crash before batch {p}")
+            yield batch
+
+
+def test_a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_result(run, tmp_path, monkeypatch):
     workdir, results = run
-    again = sentiment.train_and_evaluate(SMOKE, workdir)
-    assert again["steps"] == results["steps"]
-    assert again["test"]["accuracy"] == results["test"]["accuracy"]
+    monkeypatch.setattr(sentiment, "SentimentTask", CrashingTask)
+    with pytest.raises(KeyboardInterrupt, match="batch 11"):
+        sentiment.train_and_evaluate(smoke(), tmp_path)
+    monkeypatch.undo()
+    resumed = sentiment.train_and_evaluate(smoke(), tmp_path)  # from the step-9 checkpoint, batch 2 of epoch 2
+    full, again = training.read_metrics(workdir), training.read_metrics(tmp_path)
+    assert again["train_loss"] == full["train_loss"]  # every logged step, those after the restart included
+    assert resumed["test"]["loss"] == results["test"]["loss"] and resumed["selected_step"] == results["selected_step"]

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rnn_jax import training as tr
@@ -65,3 +66,31 @@ def test_data_parallel_on_two_host_devices():
     assert out["loss"][0] == pytest.approx(out["loss"][1], rel=1e-6)
     assert "leading (batch) axis 3 is not divisible by the 2 devices" in out["error"]
     assert "batch leaf ['lengths'] has shape (3,)" in out["error"]  # leaves in key order
+
+
+def test_process_rows_split_a_global_batch_in_process_order():
+    batch = {"x": np.arange(12).reshape(6, 2), "mask": np.ones(6, bool), "scale": np.float32(2.0)}
+    parts = [tr.sharding.process_rows(batch, i, 3) for i in range(3)]
+    np.testing.assert_array_equal(np.concatenate([p["x"] for p in parts]), batch["x"])
+    assert [p["x"].shape for p in parts] == [(2, 2)] * 3 and parts[1]["scale"] == 2.0
+    with pytest.raises(ValueError, match=r"global batch \(over 4 processes\) size 6 .* not divisible by the 4"):
+        tr.sharding.process_rows(batch, 0, 4)
+
+
+def test_pad_batch_repeats_the_last_row_with_the_mask_off():
+    batch = {"x": np.arange(6.0).reshape(3, 2), "mask": np.array([[1, 1], [1, 0], [1, 1]], bool)}
+    padded, n = tr.pad_batch(batch, 4)
+    assert n == 3 and padded["x"].shape == (4, 2)
+    np.testing.assert_array_equal(padded["x"][3], batch["x"][2])
+    np.testing.assert_array_equal(padded["mask"], [[1, 1], [1, 0], [1, 1], [0, 0]])
+    same, n = tr.pad_batch(batch, 3)
+    assert same is batch and n == 3
+    with pytest.raises(ValueError, match="'mask' entry"):
+        tr.pad_batch({"x": batch["x"]}, 4)
+
+
+def test_global_batch_checks_the_local_batch_against_the_devices():
+    with pytest.raises(ValueError, match="disagree on the leading"):
+        tr.sharding.check_divisible({"a": np.zeros(4), "b": np.zeros(3)}, 1)
+    out = tr.global_batch({"a": np.arange(4)})
+    np.testing.assert_array_equal(np.asarray(out["a"]), np.arange(4))

@@ -1,0 +1,72 @@
+"""What every experiment's command line shares: its flags, the console, the config -> loop mapping.
+
+An experiment module defines its task (`rnn_jax.training.Task`) and a thin ``main``; this module
+gives it the standard flags (``--workdir``, ``--config=experiments/configs/<task>.py[:variant]`` with
+``--config.<field>=value`` overrides, ``--keep_host_memory``), quiets third-party INFO logs unless
+``--verbosity`` is given (orbax's option dumps, JAX's backend probing), and maps the config's loop
+fields onto `rnn_jax.training.LoopSettings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+from absl import flags, logging
+import ml_collections
+from ml_collections import config_flags
+
+from rnn_jax import training
+
+FLAGS = flags.FLAGS
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def define_flags(task: str, flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines ``--workdir``, ``--config`` (default ``experiments/configs/<task>.py``) and ``--keep_host_memory``.
+
+    Called only when an experiment runs as a program, so importing its module defines no flags.
+    """
+    flags.DEFINE_string("workdir", None, "Checkpoints, metrics, results and plots go here; a restarted run "
+                        "resumes from its newest checkpoint.", flag_values=flag_values)
+    config_flags.DEFINE_config_file(
+        "config", os.path.join(CONFIG_DIR, f"{task}.py"), f"Config file, optionally with a variant: "
+        f"experiments/configs/{task}.py:<variant>; override fields with --config.<field>=<value>.",
+        flag_values=flag_values, lock_config=True)
+    flags.DEFINE_bool("keep_host_memory", True, "glibc malloc keeps freed memory for reuse "
+                      "(rnn_jax.training.host): XLA:CPU's per-step buffers stop page-faulting; the process "
+                      "keeps its peak memory.", flag_values=flag_values)
+
+
+def start(flag_values: flags.FlagValues = FLAGS) -> ml_collections.ConfigDict:
+    """Returns the parsed config after checking ``--workdir`` and setting up the process and console."""
+    if not flag_values.workdir:
+        raise flags.IllegalFlagValueError("--workdir is required")
+    if not flag_values["verbosity"].present:  # our lines are printed; third-party INFO only when asked
+        logging.set_verbosity(logging.WARNING)
+    if flag_values.keep_host_memory:
+        training.keep_host_memory()
+    return flag_values.config
+
+
+def loop_settings(config: ml_collections.ConfigDict, *, best_metric: str | None, best_mode: str = "min",
+                  save_every: int | None = None) -> training.LoopSettings:
+    """Returns the `LoopSettings` of a config's loop fields (``log_every``, ``eval_every``, ``save_every``,
+    ``keep_checkpoints``, ``seed``), with the task's selection metric."""
+    return training.LoopSettings(log_every=config.log_every, eval_every=config.get("eval_every"),
+                                 save_every=config.get("save_every", save_every),
+                                 keep=config.get("keep_checkpoints", 2), best_metric=best_metric,
+                                 best_mode=best_mode, seed=config.seed)
+
+
+def config_from_workdir(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+    """Returns the config a run in `workdir` was started with (its ``config.json``)."""
+    return ml_collections.ConfigDict(training.read_config(workdir))
+
+
+def print_results(results: Mapping[str, Any], names) -> None:
+    """Prints the selected step and the named sets' metrics of a run's results."""
+    print(json.dumps({k: results[k] for k in ("step", "selected_step", "wall_time_s")}, indent=1))
+    for name in names:
+        print(f"{name}: {training.describe(results[name])}")
