@@ -1,7 +1,7 @@
 """Recurrent cells as pure functions over plain pytrees.
 
-A cell is built by a factory (`elman`, `lstm`, `gru`) and is a `Cell` NamedTuple of four pure functions
-whose hyperparameters live in the closure:
+A cell is built by a factory (`elman`, `lstm`, `gru`; `rnn_jax.minimal` adds `min_gru`, `min_lstm`) and is
+a `Cell` NamedTuple of four pure functions whose hyperparameters live in the closure:
 
 * ``init(key, input_size) -> params``
 * ``initial_carry(batch_shape, dtype=None) -> carry`` (zeros)
@@ -9,6 +9,13 @@ whose hyperparameters live in the closure:
   ``xs [..., input_size] -> [..., gates * hidden_size]``, so it can leave the time loop.
 * ``step(params, carry, projected_t) -> (carry, y_t)``: the recurrent part of one step, all gates in one
   fused matmul; the argument order of a ``lax.scan`` body.
+
+A cell describes itself: ``kind`` names its equations (``'elman'``, ``'lstm'``, ``'gru'``, ...) and
+``options`` is a hashable record of every option it was built with (`freeze_options`: sorted
+``(name, value)`` pairs, e.g. ``(('bias', True), ..., ('peephole', False), ('proj_size', 0))``), so code
+that could compute the same function another way (a platform kernel) can decide exactly whether it does:
+``cell.kind == 'lstm' and dict(cell.options) == {...}``. Wrappers (`rnn_jax.wrappers`) add their own
+entries. ``factory(hidden_size, **dict(cell.options))`` rebuilds an unwrapped cell.
 
 Equations are PyTorch's (``torch.nn.RNNCell``, ``LSTMCell``, ``GRUCell``):
 
@@ -28,12 +35,16 @@ Equations are PyTorch's (``torch.nn.RNNCell``, ``LSTMCell``, ``GRUCell``):
 Weight layout: matrices are stored ``[in_features, out_features]`` (``x @ W``), i.e. the transpose of
 PyTorch's ``weight_ih_l0``; gates are concatenated on the last axis in the order above. Carries are named:
 ``LSTMState(h, c)`` (h first, as PyTorch returns ``(h_n, c_n)``; note Flax uses ``(c, h)``), a bare array
-``h`` for Elman and GRU.
+``h`` for Elman and GRU. `carry_h` reads ``h`` out of any carry and `replace_h` replaces it.
 
-Precision: ``param_dtype`` is the dtype parameters are created in; ``dtype`` is the compute dtype of the
-matmuls (``None``: that of the parameters). Matmuls accumulate and the nonlinearities and carries run in
-``promote(dtype, float32)``, so with ``dtype=bfloat16`` the state stays in float32 and the scan carry never
-changes dtype; step outputs ``y_t`` are in the compute dtype.
+A per-step input that depends on the previous state (an attention context ``attend(h_{t-1}, memory)``)
+cannot be hoisted by ``project_inputs``: `rnn_jax.wrappers.feed_inputs` wraps a cell so that its step
+computes that input from the carry and adds its projection (documented there).
+
+Precision (`rnn_jax.precision`): ``param_dtype`` is the dtype parameters are created in; ``dtype`` is the
+compute dtype of the matmuls (``None``: that of the parameters, `Cell.compute_dtype`). Matmuls accumulate
+and the nonlinearities and carries run in ``promote(dtype, float32)``, so with ``dtype=bfloat16`` the state
+stays in float32 and the scan carry never changes dtype; step outputs ``y_t`` are in the compute dtype.
 """
 
 from __future__ import annotations
@@ -45,10 +56,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax.checks import check_choice, check_size
+from rnn_jax.precision import acc_dtype, bcast, compute_dtype, matmul
+
 Array = jax.Array
 Params = dict
 
 INITIALIZERS = ("pytorch", "jax")
+GRU_VARIANTS = ("pytorch", "cho")
 
 
 class LSTMState(NamedTuple):
@@ -59,23 +74,29 @@ class LSTMState(NamedTuple):
 
 
 class Cell(NamedTuple):
-    """A recurrent cell: pure functions plus the sizes needed to wire it.
+    """A recurrent cell: pure functions plus the sizes and the record needed to wire it.
 
     Attributes:
       init: ``(key, input_size) -> params``.
       initial_carry: ``(batch_shape, dtype=None) -> carry`` of zeros.
       project_inputs: ``(params, xs [..., input_size]) -> [..., num_gates * hidden_size]``.
       step: ``(params, carry, projected_t [..., G*H]) -> (carry, y_t [..., output_size])``.
-      kind: ``'elman'``, ``'lstm'`` or ``'gru'``.
+      kind: the equations: ``'elman'``, ``'lstm'``, ``'gru'``, ``'min_gru'``, ``'min_lstm'``.
       hidden_size: H.
-      output_size: size of ``y_t`` and ``h`` (P for a projected LSTM, else H).
-      num_gates: G (1, 4 or 3).
+      output_size: size of ``y_t`` (P for a projected LSTM, else H; wrappers may add to it).
+      num_gates: G (1, 4 or 3; 2 or 3 for the minimal cells).
       dtype: compute dtype (None: the parameters').
       tail: optional ``(params, carry, projected_t, zh_t) -> (carry, y_t)``, the step after its one
         recurrent matmul ``zh_t = h @ w_hh`` (accumulation dtype); ``step`` is then exactly
         ``tail(params, carry, projected_t, h @ w_hh)``. Cells that have it get `rnn_jax.unroll`'s fused
         backward pass (weight gradients as one matmul after the loop); None for cells whose recurrence
-        needs more than one matmul on the carry (the Cho GRU).
+        needs more than one matmul on the carry (the Cho GRU) or whose step does more (wrappers).
+      options: the hashable record of the cell's options (`freeze_options`), wrappers' entries included.
+      parallel: optional ``(params, xs, lengths=None, carry=None, reverse=False, time_major=False, *,
+        mask=None) -> (final_carry, outputs)`` with `rnn_jax.unroll`'s results by a parallel scan (the
+        minimal cells); stacks use it in place of ``unroll``.
+      feed_size: F, the rows of ``w_ih`` the step feeds itself (`rnn_jax.wrappers.feed_inputs`); 0 otherwise.
+      affine_inputs: whether ``project_inputs`` is ``xs @ w_ih + constant`` (False for the layer-norm LSTM).
     """
 
     init: Callable[..., Params]
@@ -88,63 +109,85 @@ class Cell(NamedTuple):
     num_gates: int
     dtype: Any = None
     tail: Callable[..., tuple[Any, Array]] | None = None
+    options: tuple = ()
+    parallel: Callable[..., tuple[Any, Array]] | None = None
+    feed_size: int = 0
+    affine_inputs: bool = True
+
+    def compute_dtype(self, params):
+        """Returns the dtype the cell's matmuls run in with `params`: ``dtype``, else the parameters'."""
+        return compute_dtype(self.dtype, params)
+
+    def input_size(self, params) -> int:
+        """Returns I, the size of the inputs ``xs [..., I]`` that `params` take (``w_ih`` rows less fed ones)."""
+        return params["w_ih"].shape[0] - self.feed_size
+
+    def describe(self) -> tuple:
+        """Returns ``(kind, hidden_size, options)``: equal for cells that compute the same function."""
+        return self.kind, self.hidden_size, self.options
+
+
+# --------------------------------------------------------------------------- carries and records
+
+
+def carry_h(carry) -> Array:
+    """Returns ``h [..., output_size]`` of any cell's carry (an `LSTMState`'s h, or the bare array)."""
+    return carry.h if isinstance(carry, LSTMState) else carry
+
+
+def replace_h(carry, h: Array):
+    """Returns `carry` with its h replaced by ``h`` (the other leaves, e.g. an LSTM's c, kept)."""
+    return carry._replace(h=h) if isinstance(carry, LSTMState) else h
+
+
+def freeze_options(options=(), **more) -> tuple:
+    """Returns cell options as a sorted tuple of ``(name, value)`` pairs: hashable, equal for equal options.
+
+    Args:
+      options: a mapping (dict, FrozenDict, ml_collections ConfigDict) or ``(name, value)`` pairs.
+      more: further options, overriding those in `options`.
+
+    Entries named ``*dtype`` become a canonical ``jnp.dtype`` (or stay None), so ``jnp.float32`` and
+    ``'float32'`` record alike.
+    """
+    items = dict(options.items() if hasattr(options, "items") else options)
+    items.update(more)
+    for name, value in items.items():
+        if name.endswith("dtype") and value is not None:
+            items[name] = jnp.dtype(value)
+    record = tuple(sorted(items.items()))
+    try:
+        hash(record)
+    except TypeError:
+        raise ValueError(f"cell options must be hashable values, got {record}") from None
+    return record
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _check_size(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
-def _acc_dtype(dtype) -> jnp.dtype:
-    """Dtype of accumulation, nonlinearities and carries for compute dtype `dtype`."""
-    return jnp.promote_types(dtype, jnp.float32)
-
-
-def _matmul(x: Array, w: Array, dtype) -> Array:
-    """Returns ``x @ w`` computed in `dtype`, accumulated in ``promote(dtype, float32)``."""
-    return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=_acc_dtype(dtype))
-
-
-def _bcast(v: Array, like: Array) -> Array:
-    """Returns the vector `v [F]` as ``[1, ..., 1, F]`` in like's dtype, to add to `like [..., F]`.
-
-    Explicit, so the library runs under ``jax_numpy_rank_promotion='raise'``.
-    """
-    return jnp.reshape(v, (1,) * (like.ndim - 1) + v.shape).astype(like.dtype)
 
 
 def _layer_norm(x: Array, scale: Array, offset: Array | None, eps: float = 1e-5) -> Array:
     """Layer norm over the last axis of `x` (in x's dtype), with gain `scale` and optional `offset`."""
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    y = (x - mean) * jax.lax.rsqrt(var + eps) * _bcast(scale, x)
-    return y if offset is None else y + _bcast(offset, x)
+    y = (x - mean) * jax.lax.rsqrt(var + eps) * bcast(scale, x)
+    return y if offset is None else y + bcast(offset, x)
 
 
 def _gate_activations(z: Array, scales: tuple[float, ...]) -> Array:
     """Returns the gates' activations of ``z [..., G*H]``: sigmoid where a gate's scale is 0.5, tanh where 1.
 
     Uses sigmoid(x) = 0.5 * tanh(x / 2) + 0.5, so every gate is ``tanh(z * s) * s + b`` with s = 0.5,
-    b = 0.5 for sigmoid gates and s = 1, b = 0 for tanh gates, applied to the whole vector at once. XLA:CPU vectorises one transcendental over the contiguous ``[B, G*H]`` block
-    but not per-gate slices of it: on an LSTM step at B=32, H=256 the elementwise part ran 4-5x faster
-    (BUILD_NOTES.md, issue 3).
+    b = 0.5 for sigmoid gates and s = 1, b = 0 for tanh gates, applied to the whole vector at once.
+    XLA:CPU vectorises one transcendental over the contiguous ``[B, G*H]`` block but not per-gate slices
+    of it: on an LSTM step at B=32, H=256 the elementwise part ran 4-5x faster (BUILD_NOTES.md, issue 3).
     """
     G = len(scales)
     H = z.shape[-1] // G
     s = np.repeat(np.asarray(scales, np.float32), H)  # [G*H]
     b = np.where(s == 0.5, 0.5, 0.0).astype(np.float32)
-    s = _bcast(jnp.asarray(s), z)
-    return jnp.tanh(z * s) * s + _bcast(jnp.asarray(b), z)
+    s = bcast(jnp.asarray(s), z)
+    return jnp.tanh(z * s) * s + bcast(jnp.asarray(b), z)
 
 
 def _uniform(key, shape, bound, dtype):
@@ -182,19 +225,32 @@ def _make_weights(key, input_size, hidden_size, rec_size, num_gates, *, bias, in
     return params
 
 
-def _step_from_tail(tail, cdt):
+def _project(params, xs, dtype, bias_vector):
+    """Returns ``xs @ w_ih`` in the compute dtype, plus ``bias_vector(params) [G*H]`` unless it is None."""
+    z = matmul(xs, params["w_ih"], compute_dtype(dtype, params))  # [..., G*H]
+    return z if bias_vector is None else z + bcast(bias_vector(params), z)
+
+
+def _summed_biases(params):
+    return params["b_ih"] + params["b_hh"]
+
+
+def _step_from_tail(tail, dtype):
     """Returns ``step(params, carry, proj_t)``: the recurrent matmul on the carry's h, then `tail`."""
 
     def step(params, carry, proj_t):
-        h = carry.h if isinstance(carry, LSTMState) else carry
-        acc = h.dtype
-        return tail(params, carry, proj_t, _matmul(h, params["w_hh"], cdt(params)).astype(acc))
+        h = carry_h(carry)
+        return tail(params, carry, proj_t, matmul(h, params["w_hh"], compute_dtype(dtype, params)).astype(h.dtype))
 
     return step
 
 
 def _zeros_carry(batch_shape, size, dtype):
     return jnp.zeros(tuple(batch_shape) + (size,), dtype)
+
+
+def _carry_dtype(carry_dtype, dtype, param_dtype):
+    return carry_dtype or acc_dtype(dtype or param_dtype)
 
 
 # --------------------------------------------------------------------------- Elman
@@ -212,37 +268,81 @@ def elman(hidden_size: int, *, nonlinearity: str = "tanh", bias: bool = True, in
       dtype: compute dtype of the matmuls (None: the parameters').
       param_dtype: dtype of the parameters.
     """
-    _check_size("hidden_size", hidden_size)
-    _check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-    _check_choice("initializer", initializer, INITIALIZERS)
+    check_size("hidden_size", hidden_size)
+    check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+    check_choice("initializer", initializer, INITIALIZERS)
+    options = freeze_options(nonlinearity=nonlinearity, bias=bias, initializer=initializer, dtype=dtype,
+                             param_dtype=param_dtype)
     act = jnp.tanh if nonlinearity == "tanh" else jax.nn.relu
 
     def init(key, input_size: int) -> Params:
-        _check_size("input_size", input_size)
+        check_size("input_size", input_size)
         return _make_weights(key, input_size, hidden_size, hidden_size, 1, bias=bias, initializer=initializer,
                              param_dtype=param_dtype)
 
-    def cdt(params):
-        return dtype if dtype is not None else params["w_hh"].dtype
-
     def initial_carry(batch_shape=(), carry_dtype=None):
-        return _zeros_carry(batch_shape, hidden_size, carry_dtype or _acc_dtype(dtype or param_dtype))
+        return _zeros_carry(batch_shape, hidden_size, _carry_dtype(carry_dtype, dtype, param_dtype))
 
     def project_inputs(params, xs):
-        z = _matmul(xs, params["w_ih"], cdt(params))  # [..., H]
-        if bias:
-            z = z + _bcast(params["b_ih"] + params["b_hh"], z)
-        return z
+        return _project(params, xs, dtype, _summed_biases if bias else None)  # [..., H]
 
     def tail(params, h, proj_t, zh):
         h_new = act(proj_t.astype(h.dtype) + zh)
-        return h_new, h_new.astype(cdt(params))
+        return h_new, h_new.astype(compute_dtype(dtype, params))
 
-    return Cell(init, initial_carry, project_inputs, _step_from_tail(tail, cdt), "elman", hidden_size,
-                hidden_size, 1, dtype, tail)
+    return Cell(init, initial_carry, project_inputs, _step_from_tail(tail, dtype), "elman", hidden_size,
+                hidden_size, 1, dtype, tail, options)
 
 
 # --------------------------------------------------------------------------- LSTM
+
+
+def _lstm_extras(key, H, proj_size, peephole, layer_norm, bias, initializer, param_dtype) -> Params:
+    """Returns the LSTM's optional parameters: ``w_hr [H, P]``, peepholes ``w_c* [H]``, LN gains/offsets."""
+    k_p, k_r = key
+    params = {}
+    bound = 1.0 / math.sqrt(H)
+    if proj_size:
+        if initializer == "pytorch":
+            params["w_hr"] = _uniform(k_r, (H, proj_size), bound, param_dtype)
+        else:
+            params["w_hr"] = jax.nn.initializers.glorot_uniform()(k_r, (H, proj_size), param_dtype)
+    if peephole:
+        for name, k in zip(("w_ci", "w_cf", "w_co"), jax.random.split(k_p, 3)):
+            params[name] = (_uniform(k, (H,), bound, param_dtype) if initializer == "pytorch"
+                            else jnp.zeros((H,), param_dtype))
+    if layer_norm:
+        params["ln_ih_scale"] = jnp.ones((4 * H,), param_dtype)
+        params["ln_hh_scale"] = jnp.ones((4 * H,), param_dtype)
+        params["ln_c_scale"] = jnp.ones((H,), param_dtype)
+        if bias:
+            params["ln_ih_bias"] = jnp.zeros((4 * H,), param_dtype).at[H:2 * H].set(
+                1.0 if initializer == "jax" else 0.0)
+            params["ln_hh_bias"] = jnp.zeros((4 * H,), param_dtype)
+            params["ln_c_bias"] = jnp.zeros((H,), param_dtype)
+    return params
+
+
+def _lstm_cell_update(params, c: Array, z: Array, peephole: bool) -> tuple[Array, Array]:
+    """Returns ``(c' [..., H], o [..., H])`` from ``c [..., H]`` and the pre-activations ``z [..., 4H]``."""
+    if not peephole:
+        i, f, g, o = jnp.split(_gate_activations(z, (0.5, 0.5, 1.0, 0.5)), 4, axis=-1)  # 4 x [..., H]
+        return f * c + i * g, o
+    # i, f see c_{t-1}; o sees c_t, so o is activated after the cell update (per gate: no block activation)
+    zi, zf, zg, zo = jnp.split(z, 4, axis=-1)  # 4 x [..., H]
+    zi = zi + bcast(params["w_ci"], c) * c
+    zf = zf + bcast(params["w_cf"], c) * c
+    c_new = jax.nn.sigmoid(zf) * c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
+    return c_new, jax.nn.sigmoid(zo + bcast(params["w_co"], c_new) * c_new)
+
+
+def _lstm_output(params, c_new: Array, o: Array, *, layer_norm: bool, proj_size: int, cdt) -> Array:
+    """Returns ``h' = o * tanh(c')`` (``LN(c')`` with layer norm), projected to ``[..., P]`` with proj_size."""
+    c_out = _layer_norm(c_new, params["ln_c_scale"], params.get("ln_c_bias")) if layer_norm else c_new
+    h_new = o * jnp.tanh(c_out)  # [..., H]
+    if proj_size:
+        h_new = matmul(h_new, params["w_hr"], cdt).astype(c_new.dtype)  # [..., P]
+    return h_new
 
 
 def lstm(hidden_size: int, *, proj_size: int = 0, peephole: bool = False, layer_norm: bool = False,
@@ -259,84 +359,71 @@ def lstm(hidden_size: int, *, proj_size: int = 0, peephole: bool = False, layer_
       dtype: compute dtype of the matmuls (None: the parameters').
       param_dtype: dtype of the parameters.
     """
-    _check_size("hidden_size", hidden_size)
-    _check_size("proj_size", proj_size, 0)
-    _check_choice("initializer", initializer, INITIALIZERS)
+    check_size("hidden_size", hidden_size)
+    check_size("proj_size", proj_size, 0)
+    check_choice("initializer", initializer, INITIALIZERS)
     if proj_size >= hidden_size:
         raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
-    H = hidden_size
-    out_size = proj_size or hidden_size
+    options = freeze_options(proj_size=proj_size, peephole=peephole, layer_norm=layer_norm, bias=bias,
+                             initializer=initializer, dtype=dtype, param_dtype=param_dtype)
+    H, out_size = hidden_size, proj_size or hidden_size
 
     def init(key, input_size: int) -> Params:
-        _check_size("input_size", input_size)
+        check_size("input_size", input_size)
         k_w, k_p, k_r = jax.random.split(key, 3)
         params = _make_weights(k_w, input_size, H, out_size, 4, bias=bias and not layer_norm,
                                initializer=initializer, param_dtype=param_dtype, forget_gate=1)
-        bound = 1.0 / math.sqrt(H)
-        if proj_size:
-            if initializer == "pytorch":
-                params["w_hr"] = _uniform(k_r, (H, proj_size), bound, param_dtype)
-            else:
-                params["w_hr"] = jax.nn.initializers.glorot_uniform()(k_r, (H, proj_size), param_dtype)
-        if peephole:
-            ks = jax.random.split(k_p, 3)
-            for name, k in zip(("w_ci", "w_cf", "w_co"), ks):
-                params[name] = (_uniform(k, (H,), bound, param_dtype) if initializer == "pytorch"
-                                else jnp.zeros((H,), param_dtype))
-        if layer_norm:
-            params["ln_ih_scale"] = jnp.ones((4 * H,), param_dtype)
-            params["ln_hh_scale"] = jnp.ones((4 * H,), param_dtype)
-            params["ln_c_scale"] = jnp.ones((H,), param_dtype)
-            if bias:
-                params["ln_ih_bias"] = jnp.zeros((4 * H,), param_dtype).at[H:2 * H].set(
-                    1.0 if initializer == "jax" else 0.0)
-                params["ln_hh_bias"] = jnp.zeros((4 * H,), param_dtype)
-                params["ln_c_bias"] = jnp.zeros((H,), param_dtype)
-        return params
-
-    def cdt(params):
-        return dtype if dtype is not None else params["w_hh"].dtype
+        return {**params, **_lstm_extras((k_p, k_r), H, proj_size, peephole, layer_norm, bias, initializer,
+                                         param_dtype)}
 
     def initial_carry(batch_shape=(), carry_dtype=None):
-        dt = carry_dtype or _acc_dtype(dtype or param_dtype)
+        dt = _carry_dtype(carry_dtype, dtype, param_dtype)
         return LSTMState(_zeros_carry(batch_shape, out_size, dt), _zeros_carry(batch_shape, H, dt))
 
     def project_inputs(params, xs):
-        z = _matmul(xs, params["w_ih"], cdt(params))  # [..., 4H]
-        if layer_norm:
-            return _layer_norm(z, params["ln_ih_scale"], params.get("ln_ih_bias"))
-        if bias:
-            z = z + _bcast(params["b_ih"] + params["b_hh"], z)
-        return z
+        if layer_norm:  # the input LN acts on x W_ih alone, so it stays hoisted
+            return _layer_norm(_project(params, xs, dtype, None), params["ln_ih_scale"], params.get("ln_ih_bias"))
+        return _project(params, xs, dtype, _summed_biases if bias else None)  # [..., 4H]
 
     def tail(params, carry: LSTMState, proj_t, zh):
-        c = carry.c
-        acc = c.dtype
+        cdt = compute_dtype(dtype, params)
         if layer_norm:
             zh = _layer_norm(zh, params["ln_hh_scale"], params.get("ln_hh_bias"))
-        z = proj_t.astype(acc) + zh  # [..., 4H]
-        if peephole:  # i, f see c_{t-1}; o sees c_t, so o is activated after the cell update
-            zi, zf, zg, zo = jnp.split(z, 4, axis=-1)  # 4 x [..., H]
-            zi = zi + _bcast(params["w_ci"], c) * c
-            zf = zf + _bcast(params["w_cf"], c) * c
-            c_new = jax.nn.sigmoid(zf) * c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
-            o = jax.nn.sigmoid(zo + _bcast(params["w_co"], c_new) * c_new)
-        else:
-            i, f, g, o = jnp.split(_gate_activations(z, (0.5, 0.5, 1.0, 0.5)), 4, axis=-1)  # 4 x [..., H]
-            c_new = f * c + i * g
-        c_out = _layer_norm(c_new, params["ln_c_scale"], params.get("ln_c_bias")) if layer_norm else c_new
-        h_new = o * jnp.tanh(c_out)  # [..., H]
-        if proj_size:
-            h_new = _matmul(h_new, params["w_hr"], cdt(params)).astype(acc)  # [..., P]
-        return LSTMState(h_new, c_new), h_new.astype(cdt(params))
+        c_new, o = _lstm_cell_update(params, carry.c, proj_t.astype(carry.c.dtype) + zh, peephole)  # z [..., 4H]
+        h_new = _lstm_output(params, c_new, o, layer_norm=layer_norm, proj_size=proj_size, cdt=cdt)
+        return LSTMState(h_new, c_new), h_new.astype(cdt)
 
-    return Cell(init, initial_carry, project_inputs, _step_from_tail(tail, cdt), "lstm", H, out_size, 4, dtype,
-                tail)
+    return Cell(init, initial_carry, project_inputs, _step_from_tail(tail, dtype), "lstm", H, out_size, 4, dtype,
+                tail, options, affine_inputs=not layer_norm)
 
 
 # --------------------------------------------------------------------------- GRU
 
-GRU_VARIANTS = ("pytorch", "cho")
+
+def _gru_tail(params, h, proj_t, zh, *, H: int, bias: bool, cdt):
+    """The PyTorch GRU after its recurrent matmul ``zh = h W_hh [..., 3H]``: returns ``(h', y)``."""
+    proj_t = proj_t.astype(h.dtype)
+    hn = zh[..., 2 * H:]  # [..., H]
+    if bias:
+        hn = hn + bcast(params["b_hh"][2 * H:], hn)
+    r = jax.nn.sigmoid(proj_t[..., :H] + zh[..., :H])
+    z = jax.nn.sigmoid(proj_t[..., H:2 * H] + zh[..., H:2 * H])
+    n = jnp.tanh(proj_t[..., 2 * H:] + r * hn)
+    h_new = (1.0 - z) * n + z * h
+    return h_new, h_new.astype(cdt)
+
+
+def _cho_step(params, h, proj_t, *, H: int, cdt):
+    """The Cho GRU step, reset before the matmul: two dependent matmuls. Returns ``(h', y)``."""
+    acc = h.dtype
+    proj_t = proj_t.astype(acc)
+    w_hh = params["w_hh"]
+    zrz = matmul(h, w_hh[:, :2 * H], cdt).astype(acc)  # [..., 2H]
+    r = jax.nn.sigmoid(proj_t[..., :H] + zrz[..., :H])
+    z = jax.nn.sigmoid(proj_t[..., H:2 * H] + zrz[..., H:])
+    n = jnp.tanh(proj_t[..., 2 * H:] + matmul(r * h, w_hh[:, 2 * H:], cdt).astype(acc))
+    h_new = (1.0 - z) * n + z * h
+    return h_new, h_new.astype(cdt)
 
 
 def gru(hidden_size: int, *, variant: str = "pytorch", bias: bool = True, initializer: str = "pytorch",
@@ -352,53 +439,36 @@ def gru(hidden_size: int, *, variant: str = "pytorch", bias: bool = True, initia
       dtype: compute dtype of the matmuls (None: the parameters').
       param_dtype: dtype of the parameters.
     """
-    _check_size("hidden_size", hidden_size)
-    _check_choice("variant", variant, GRU_VARIANTS)
-    _check_choice("initializer", initializer, INITIALIZERS)
+    check_size("hidden_size", hidden_size)
+    check_choice("variant", variant, GRU_VARIANTS)
+    check_choice("initializer", initializer, INITIALIZERS)
+    options = freeze_options(variant=variant, bias=bias, initializer=initializer, dtype=dtype,
+                             param_dtype=param_dtype)
     H = hidden_size
 
     def init(key, input_size: int) -> Params:
-        _check_size("input_size", input_size)
-        return _make_weights(key, input_size, H, H, 3, bias=bias, initializer=initializer,
-                             param_dtype=param_dtype)
-
-    def cdt(params):
-        return dtype if dtype is not None else params["w_hh"].dtype
+        check_size("input_size", input_size)
+        return _make_weights(key, input_size, H, H, 3, bias=bias, initializer=initializer, param_dtype=param_dtype)
 
     def initial_carry(batch_shape=(), carry_dtype=None):
-        return _zeros_carry(batch_shape, H, carry_dtype or _acc_dtype(dtype or param_dtype))
+        return _zeros_carry(batch_shape, H, _carry_dtype(carry_dtype, dtype, param_dtype))
+
+    def input_biases(params):
+        b_hh = jnp.asarray(params["b_hh"])
+        if variant == "pytorch":  # b_hn stays inside r * (h W_hn + b_hn)
+            b_hh = b_hh.at[2 * H:].set(0)
+        return params["b_ih"] + b_hh
 
     def project_inputs(params, xs):
-        z = _matmul(xs, params["w_ih"], cdt(params))  # [..., 3H]
-        if bias:
-            b_hh = jnp.asarray(params["b_hh"])
-            if variant == "pytorch":  # b_hn stays inside r * (h W_hn + b_hn)
-                b_hh = b_hh.at[2 * H:].set(0)
-            z = z + _bcast(params["b_ih"] + b_hh, z)
-        return z
+        return _project(params, xs, dtype, input_biases if bias else None)  # [..., 3H]
 
-    def tail(params, h, proj_t, zh):  # PyTorch variant: zh = h W_hh [..., 3H]
-        proj_t = proj_t.astype(h.dtype)
-        hn = zh[..., 2 * H:]  # [..., H]
-        if bias:
-            hn = hn + _bcast(params["b_hh"][2 * H:], hn)
-        r = jax.nn.sigmoid(proj_t[..., :H] + zh[..., :H])
-        z = jax.nn.sigmoid(proj_t[..., H:2 * H] + zh[..., H:2 * H])
-        n = jnp.tanh(proj_t[..., 2 * H:] + r * hn)
-        h_new = (1.0 - z) * n + z * h
-        return h_new, h_new.astype(cdt(params))
+    def tail(params, h, proj_t, zh):
+        return _gru_tail(params, h, proj_t, zh, H=H, bias=bias, cdt=compute_dtype(dtype, params))
 
-    def cho_step(params, h, proj_t):  # reset before the matmul: two dependent matmuls per step
-        acc = h.dtype
-        proj_t = proj_t.astype(acc)
-        w_hh = params["w_hh"]
-        zrz = _matmul(h, w_hh[:, :2 * H], cdt(params)).astype(acc)  # [..., 2H]
-        r = jax.nn.sigmoid(proj_t[..., :H] + zrz[..., :H])
-        z = jax.nn.sigmoid(proj_t[..., H:2 * H] + zrz[..., H:])
-        n = jnp.tanh(proj_t[..., 2 * H:] + _matmul(r * h, w_hh[:, 2 * H:], cdt(params)).astype(acc))
-        h_new = (1.0 - z) * n + z * h
-        return h_new, h_new.astype(cdt(params))
+    def cho_step(params, h, proj_t):
+        return _cho_step(params, h, proj_t, H=H, cdt=compute_dtype(dtype, params))
 
     if variant == "pytorch":
-        return Cell(init, initial_carry, project_inputs, _step_from_tail(tail, cdt), "gru", H, H, 3, dtype, tail)
-    return Cell(init, initial_carry, project_inputs, cho_step, "gru", H, H, 3, dtype)
+        return Cell(init, initial_carry, project_inputs, _step_from_tail(tail, dtype), "gru", H, H, 3, dtype, tail,
+                    options)
+    return Cell(init, initial_carry, project_inputs, cho_step, "gru", H, H, 3, dtype, options=options)

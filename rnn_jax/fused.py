@@ -26,20 +26,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cells import LSTMState, _matmul
-
-
-def _h(carry):
-    return carry.h if isinstance(carry, LSTMState) else carry
-
-
-def _compute_dtype(cell, params):
-    return cell.dtype if cell.dtype is not None else params["w_hh"].dtype
-
-
-def _masked(new, old, v):
-    """Returns `new` where ``v [B]`` is true, else `old` (per leaf)."""
-    return jax.tree.map(lambda n, o: jnp.where(v[:, None], n, o), new, old)
+from rnn_jax.cells import carry_h, replace_h
+from rnn_jax.precision import matmul
+from rnn_jax.sequence import hold_invalid, zero_invalid
 
 
 def _cast_matrices(params, dtype):
@@ -57,17 +46,17 @@ def _tail_params(params):
 
 def _forward(cell, params, xs, carry0, valid, reverse, unroll, hoist, keep):
     """Runs the scan; returns (final, ys) or, with `keep`, (final, (ys, proj, carries, zh)), time-major."""
-    cdt = _compute_dtype(cell, params)
+    cdt = cell.compute_dtype(params)
     pc = _cast_matrices(params, cdt)
     w_hh = pc["w_hh"]
 
     def body(c, inp):
         p_t = inp["x"] if hoist else cell.project_inputs(pc, inp["x"])  # [B, G*H]
-        zh = _matmul(_h(c), w_hh, cdt).astype(_h(c).dtype)  # [B, G*H]
+        zh = matmul(carry_h(c), w_hh, cdt).astype(carry_h(c).dtype)  # [B, G*H]
         new, y = cell.tail(params, c, p_t, zh)
         if "valid" in inp:
-            new = _masked(new, c, inp["valid"])
-            y = jnp.where(inp["valid"][:, None], y, jnp.zeros((), y.dtype))
+            new = hold_invalid(inp["valid"], new, c)
+            y = zero_invalid(inp["valid"], y)
         if not keep:
             return new, y
         return new, (y, new, zh) if hoist else (y, new, zh, p_t)
@@ -108,7 +97,7 @@ def _fused_fwd(cell, params, xs, carry0, valid, reverse, unroll, hoist):
 def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
     params, xs, carry0, valid, proj, carries, zh = res
     d_final, d_ys = cts
-    cdt = _compute_dtype(cell, params)
+    cdt = cell.compute_dtype(params)
     w_hh = params["w_hh"]
     # W_hh^T materialised once: XLA would otherwise fold the transpose into every step's dot, whose
     # transposed-operand form ran about 25% slower on XLA:CPU (BUILD_NOTES.md, issue 3)
@@ -134,8 +123,7 @@ def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
         else:
             d_in = d_new
         g_tp, g_c, g_x, g_zh = vjp((d_in, d_y))
-        g_h = _h(g_c) + _matmul(g_zh, w_hh_t, cdt).astype(_h(g_c).dtype)  # [B, R]
-        g_c = g_c._replace(h=g_h) if isinstance(g_c, LSTMState) else g_h
+        g_c = replace_h(g_c, carry_h(g_c) + matmul(g_zh, w_hh_t, cdt).astype(carry_h(g_c).dtype))  # h: [B, R]
         if "valid" in inp:  # a held step passes its carry's cotangent straight through
             g_c = jax.tree.map(lambda g, d: g + jnp.where(v, jnp.zeros((), d.dtype), d), g_c, d_new)
         d_tp = jax.tree.map(jnp.add, d_tp, g_tp)
@@ -154,9 +142,9 @@ def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
     (d_carry0, d_tp), outs = jax.lax.scan(body, (d_final, d_tp0), scanned, reverse=not reverse, unroll=unroll)
     d_proj, d_zh = outs[:2]
     # after the loop, each a few large matmuls over all T*B rows:
-    h_prev = _h(prev)
+    h_prev = carry_h(prev)
     rows = h_prev.shape[0] * h_prev.shape[1]
-    d_w_hh = _matmul(h_prev.reshape(rows, -1).T, d_zh.reshape(rows, -1), cdt)  # [R, G*H]
+    d_w_hh = matmul(h_prev.reshape(rows, -1).T, d_zh.reshape(rows, -1), cdt)  # [R, G*H]
     if hoist:
         _, vjp_proj = jax.vjp(cell.project_inputs, params, xs)
         d_params, d_xs = vjp_proj(d_proj.astype(proj.dtype))  # dW_ih = X^T dP, db = sum dP, dX = dP W_ih^T

@@ -1,4 +1,4 @@
-"""A `flax.linen` adapter: an `rnn_jax` spec (`RNN`, `LSTM`, `GRU`) as a Flax module.
+"""A `flax.linen` adapter: an `rnn_jax` spec (`RNN`, `LSTM`, `GRU`, any `Stack`) as a Flax module.
 
 Usage::
 
@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from rnn_jax.rnn import GRU, LSTM, RNN
+from rnn_jax.rnn import Stack
 
-Spec = RNN | LSTM | GRU  # any spec of rnn_jax.rnn
+Spec = Stack  # any spec of rnn_jax.rnn: RNN, LSTM, GRU or a Stack of any cell
 
 
 def _layer_name(layer: int) -> str:
@@ -47,7 +47,7 @@ def from_spec_params(params: list) -> dict:
 
 
 class Recurrent(nn.Module):
-    """Runs an `rnn_jax` spec (`RNN`, `LSTM` or `GRU`) with parameters in the Flax variable tree.
+    """Runs an `rnn_jax` spec (`RNN`, `LSTM`, `GRU` or any `Stack`) with parameters in the Flax variable tree.
 
     Attributes:
       spec: the spec; its ``input_size`` fixes the parameter shapes (no shape inference).

@@ -21,12 +21,14 @@ The output of each step is ``h_t``; the carry is the bare array ``h [..., H]``.
 The cells are `rnn_jax.cells.Cell` tuples (kinds ``'min_gru'``, ``'min_lstm'``) with the same four
 functions as the other cells, so `rnn_jax.unroll` runs them sequentially, unchanged, with the same params:
 ``step`` is the sequential mode (autoregressive decoding, and the reference the tests compare against).
+Their ``parallel`` field is `parallel_unroll` with the cell bound, which `rnn_jax.rnn.Stack` uses in
+place of ``unroll``.
 Params: ``w_ih [I, G*H]`` (``x @ W``, gates concatenated on the last axis in the order above) and, with
 bias, ``b_ih [G*H]``; G is 2 (minGRU) or 3 (minLSTM). There are no recurrent weights.
 
-Scans (`parallel_unroll(..., scan=)`):
+Scans (the cells' ``scan`` option; `parallel_unroll(..., scan=)` overrides it):
 
-* ``'log'`` (default), the paper's log-space scan: it runs on pairs ``(log a_t, log b_t)`` with the
+* ``'log'``, the paper's log-space scan: it runs on pairs ``(log a_t, log b_t)`` with the
   combine ``(la1, lb1) . (la2, lb2) = (la1 + la2, logaddexp(la2 + lb1, lb2))``, in log-sum-exp form,
   so the cumulative products ``prod a`` never underflow (``log A`` just grows negative) and no term is
   ever subtracted. The logs come straight from the pre-activations (``log sigmoid(u) = -softplus(-u)``;
@@ -38,10 +40,11 @@ Scans (`parallel_unroll(..., scan=)`):
 * ``'linear'``: the plain associative scan of ``(a, b)`` pairs, ``(a1, b1) . (a2, b2) =
   (a1 * a2, a2 * b1 + b2)``: no exp/log, so cheaper, and it would accept ``b_t`` of any sign.
 
-Why ``'log'`` is the default: it is the paper's formulation, and it keeps ``prod a`` representable
-however long the run of small gates (in linear space it flushes to 0, which here is harmless because
-every term is non-negative and nothing cancels). Measured: both match a float64 loop to ~4e-7 at
-T=4096 (Heinsen's form: 5e-4); on a 2-core CPU ``'linear'`` runs and compiles about 2x faster, and
+Why ``'linear'`` is the cells' default (the language model's choice since issue 3; before issue 10
+`parallel_unroll` defaulted to ``'log'``): ``'log'`` is the paper's formulation and keeps ``prod a``
+representable however long the run of small gates, but in linear space it flushes to 0, which here is
+harmless because every term is non-negative and nothing cancels. Measured: both match a float64 loop to
+~4e-7 at T=4096 (Heinsen's form: 5e-4); on a 2-core CPU ``'linear'`` runs and compiles about 2x faster, and
 neither beats the sequential `lax.scan` of `rnn_jax.unroll` there (no matmul is left in the loop, so the
 scan's extra work is not repaid); the O(log T) depth is for accelerators (not measured here). XLA
 compile time grows with the log2(T) scan levels (seconds for a gradient at T=10^4 on CPU).
@@ -63,20 +66,23 @@ Precision: as in `rnn_jax.cells`, the matmul runs in the compute dtype ``dtype``
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cells import INITIALIZERS, Cell, _acc_dtype, _bcast, _check_choice, _check_size, _matmul
+from rnn_jax.cells import INITIALIZERS, Cell, freeze_options
+from rnn_jax.checks import check_carry, check_choice, check_inputs, check_size
+from rnn_jax.precision import acc_dtype, bcast, compute_dtype, matmul
 from rnn_jax.sequence import valid_steps
-from rnn_jax.unroll import _check_carry, check_inputs
 
 Array = jax.Array
 Params = dict
 
 KINDS = ("min_gru", "min_lstm")
 SCANS = ("log", "linear")
+OPTIONS = ("bias", "dtype", "initializer", "param_dtype", "scan")  # a wrapper's entries are not among them
 
 
 # --------------------------------------------------------------------------- activation and coefficients
@@ -122,15 +128,17 @@ def _lin_coeffs(kind: str, u: Array) -> tuple[Array, Array]:
 # --------------------------------------------------------------------------- cells
 
 
-def _min_cell(kind: str, hidden_size: int, num_gates: int, bias: bool, initializer: str, dtype,
+def _min_cell(kind: str, hidden_size: int, num_gates: int, bias: bool, initializer: str, scan: str, dtype,
               param_dtype) -> Cell:
-    _check_size("hidden_size", hidden_size)
-    _check_choice("initializer", initializer, INITIALIZERS)
+    check_size("hidden_size", hidden_size)
+    check_choice("initializer", initializer, INITIALIZERS)
+    check_choice("scan", scan, SCANS)
+    options = freeze_options(bias=bias, initializer=initializer, scan=scan, dtype=dtype, param_dtype=param_dtype)
     H = hidden_size
     gh = num_gates * H
 
     def init(key, input_size: int) -> Params:
-        _check_size("input_size", input_size)
+        check_size("input_size", input_size)
         k_w, k_b = jax.random.split(key)
         if initializer == "pytorch":  # torch.nn.Linear(input_size, G*H): U(-1/sqrt(I), 1/sqrt(I))
             bound = 1.0 / math.sqrt(input_size)
@@ -143,35 +151,38 @@ def _min_cell(kind: str, hidden_size: int, num_gates: int, bias: bool, initializ
                 params["b_ih"] = jnp.zeros((gh,), param_dtype)
         return params
 
-    def cdt(params):
-        return dtype if dtype is not None else params["w_ih"].dtype
-
     def initial_carry(batch_shape=(), carry_dtype=None):
-        return jnp.zeros(tuple(batch_shape) + (H,), carry_dtype or _acc_dtype(dtype or param_dtype))
+        return jnp.zeros(tuple(batch_shape) + (H,), carry_dtype or acc_dtype(dtype or param_dtype))
 
     def project_inputs(params, xs):
-        u = _matmul(xs, params["w_ih"], cdt(params))  # [..., G*H]
+        u = matmul(xs, params["w_ih"], compute_dtype(dtype, params))  # [..., G*H]
         if bias:
-            u = u + _bcast(params["b_ih"], u)
+            u = u + bcast(params["b_ih"], u)
         return u
 
     def step(params, h, proj_t):
-        # The paper's equations as written, in linear space: the reference the scans are tested against.
-        u = proj_t.astype(h.dtype)
-        if kind == "min_gru":
-            uz, uh = jnp.split(u, 2, axis=-1)  # 2 x [..., H]
-            z = jax.nn.sigmoid(uz)
-            h_new = (1.0 - z) * h + z * g(uh)
-        else:
-            uf, ui, uh = jnp.split(u, 3, axis=-1)  # 3 x [..., H]
-            f, i = jax.nn.sigmoid(uf), jax.nn.sigmoid(ui)
-            h_new = (f * h + i * g(uh)) / (f + i)
-        return h_new, h_new.astype(cdt(params))
+        h_new = _sequential_step(kind, h, proj_t.astype(h.dtype))
+        return h_new, h_new.astype(compute_dtype(dtype, params))
 
-    return Cell(init, initial_carry, project_inputs, step, kind, H, H, num_gates, dtype)
+    cell = Cell(init, initial_carry, project_inputs, step, kind, H, H, num_gates, dtype, options=options)
+    return cell._replace(parallel=functools.partial(parallel_unroll, cell))
 
 
-def min_gru(hidden_size: int, *, bias: bool = True, initializer: str = "pytorch", dtype=None,
+def _sequential_step(kind: str, h: Array, u: Array) -> Array:
+    """Returns ``h_t [..., H]`` from ``h_{t-1}`` and the pre-activations ``u [..., G*H]``.
+
+    The paper's equations as written, in linear space: the reference the scans are tested against.
+    """
+    if kind == "min_gru":
+        uz, uh = jnp.split(u, 2, axis=-1)  # 2 x [..., H]
+        z = jax.nn.sigmoid(uz)
+        return (1.0 - z) * h + z * g(uh)
+    uf, ui, uh = jnp.split(u, 3, axis=-1)  # 3 x [..., H]
+    f, i = jax.nn.sigmoid(uf), jax.nn.sigmoid(ui)
+    return (f * h + i * g(uh)) / (f + i)
+
+
+def min_gru(hidden_size: int, *, bias: bool = True, initializer: str = "pytorch", scan: str = "linear", dtype=None,
             param_dtype=jnp.float32) -> Cell:
     """Returns a minGRU cell (gate order z, h; ``w_ih [I, 2H]``); carry ``h [..., H]``.
 
@@ -180,19 +191,21 @@ def min_gru(hidden_size: int, *, bias: bool = True, initializer: str = "pytorch"
       bias: whether ``b_ih [2H]`` exists.
       initializer: ``'pytorch'`` (``torch.nn.Linear``'s U(+-1/sqrt(I)) for weights and bias) or ``'jax'``
         (Glorot-uniform weights, zero bias).
+      scan: the associative scan of the cell's ``parallel`` unroll (and of `parallel_unroll` by default):
+        ``'linear'`` or ``'log'``, see the module docstring.
       dtype: compute dtype of the matmul (None: the parameters').
       param_dtype: dtype of the parameters.
     """
-    return _min_cell("min_gru", hidden_size, 2, bias, initializer, dtype, param_dtype)
+    return _min_cell("min_gru", hidden_size, 2, bias, initializer, scan, dtype, param_dtype)
 
 
-def min_lstm(hidden_size: int, *, bias: bool = True, initializer: str = "pytorch", dtype=None,
-             param_dtype=jnp.float32) -> Cell:
+def min_lstm(hidden_size: int, *, bias: bool = True, initializer: str = "pytorch", scan: str = "linear",
+             dtype=None, param_dtype=jnp.float32) -> Cell:
     """Returns a minLSTM cell (gate order f, i, h; ``w_ih [I, 3H]``); carry ``h [..., H]``.
 
     Args: as `min_gru` (``b_ih [3H]``).
     """
-    return _min_cell("min_lstm", hidden_size, 3, bias, initializer, dtype, param_dtype)
+    return _min_cell("min_lstm", hidden_size, 3, bias, initializer, scan, dtype, param_dtype)
 
 
 # --------------------------------------------------------------------------- parallel unroll
@@ -211,12 +224,34 @@ def _combine_linear(first, second):
     return a1 * a2, a2 * b1 + b2
 
 
+def _log_states(kind: str, u: Array, v, h0, reverse: bool) -> Array:
+    """Returns the states ``[T, B, H]`` by the log-space scan; ``v [T, B, 1]`` valid steps or None."""
+    log_a, log_b = _log_coeffs(kind, u)  # 2 x [T, B, H]
+    if v is not None:  # identity map on invalid steps: a = 1, b = 0
+        log_a = jnp.where(v, log_a, jnp.zeros((), log_a.dtype))
+        log_b = jnp.where(v, log_b, jnp.full((), -jnp.inf, log_b.dtype))
+    log_A, log_B = jax.lax.associative_scan(_combine_log, (log_a, log_b), reverse=reverse, axis=0)
+    hs = jnp.exp(log_B)  # [T, B, H], the states from h_0 = 0
+    return hs if h0 is None else hs + jnp.exp(log_A) * h0[None]
+
+
+def _linear_states(kind: str, u: Array, v, h0, reverse: bool) -> Array:
+    """Returns the states ``[T, B, H]`` by the linear-space scan; arguments as `_log_states`."""
+    a, b = _lin_coeffs(kind, u)  # 2 x [T, B, H]
+    if v is not None:
+        a = jnp.where(v, a, jnp.ones((), a.dtype))
+        b = jnp.where(v, b, jnp.zeros((), b.dtype))
+    A, hs = jax.lax.associative_scan(_combine_linear, (a, b), reverse=reverse, axis=0)
+    return hs if h0 is None else hs + A * h0[None]
+
+
 def parallel_unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = False,
-                    time_major: bool = False, *, mask=None, scan: str = "log"):
+                    time_major: bool = False, *, mask=None, scan: str | None = None):
     """Returns ``(final_carry, outputs)``: a minGRU/minLSTM `cell` over `xs` by an associative scan.
 
     Same results as ``rnn_jax.unroll(cell, params, xs, lengths, carry, reverse, time_major)`` (up to
-    float rounding) in O(log T) depth instead of T sequential steps.
+    float rounding) in O(log T) depth instead of T sequential steps. ``cell.parallel`` is this function
+    with the cell bound.
 
     Args:
       cell: from `min_gru` or `min_lstm`.
@@ -228,7 +263,8 @@ def parallel_unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: b
       reverse: run each sequence backwards within its own length.
       time_major: layout of `xs` and the outputs.
       mask: optional boolean ``[B, T]`` (``[T, B]`` if time_major) of valid steps, instead of lengths.
-      scan: ``'log'`` (default: log-space, log-sum-exp combine) or ``'linear'``; see the module docstring.
+      scan: ``'log'`` (log-space, log-sum-exp combine) or ``'linear'``; None (default): the cell's own
+        ``scan`` option. See the module docstring.
 
     Returns:
       final_carry ``[B, H]``, the state after each sequence's last valid step (its initial carry if it
@@ -237,45 +273,29 @@ def parallel_unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: b
     if not isinstance(cell, Cell) or cell.kind not in KINDS:
         raise ValueError(f"cell must be a Cell of kind {KINDS} (from min_gru or min_lstm), got "
                          f"{getattr(cell, 'kind', type(cell).__name__)!r}")
-    _check_choice("scan", scan, SCANS)
+    wrapped = sorted(set(dict(cell.options)) - set(OPTIONS))
+    if wrapped:  # e.g. zoneout: the step is no longer an affine map of the state
+        raise ValueError(f"cell is wrapped ({wrapped}): its step has no parallel form; use rnn_jax.unroll")
+    scan = check_choice("scan", dict(cell.options).get("scan", "linear") if scan is None else scan, SCANS)
     xs = jnp.asarray(xs)
     if xs.ndim == 2:  # one unbatched sequence [T, I]
         add = (lambda a: None if a is None else jnp.asarray(a)[None])
         final, ys = parallel_unroll(cell, params, xs[None], add(lengths), add(carry), reverse, False,
                                     mask=add(mask), scan=scan)
         return final[0], ys[0]
-    check_inputs(xs, params, time_major)
-
+    check_inputs(xs, cell.input_size(params), time_major)
     xs = xs if time_major else jnp.swapaxes(xs, 0, 1)  # [T, B, I]
     T, B = xs.shape[:2]
     valid = valid_steps(lengths, mask, T, B, time_major=time_major)  # [T, B] or None
-
     expected = cell.initial_carry((B,))
-    h0 = None if carry is None else _check_carry(carry, expected)  # [B, H]
-    out_dtype = cell.dtype or params["w_ih"].dtype  # that of `step`'s outputs
+    h0 = None if carry is None else check_carry(carry, expected)  # [B, H]
+    out_dtype = cell.compute_dtype(params)  # that of `step`'s outputs
     if T == 0:
         ys = jnp.zeros((T, B, cell.hidden_size), out_dtype)
         return (expected if h0 is None else h0), (ys if time_major else jnp.swapaxes(ys, 0, 1))
-
     u = cell.project_inputs(params, xs).astype(expected.dtype)  # [T, B, G*H]
     v = None if valid is None else valid[:, :, None]  # [T, B, 1]
-    if scan == "log":
-        log_a, log_b = _log_coeffs(cell.kind, u)  # 2 x [T, B, H]
-        if v is not None:  # identity map on invalid steps: a = 1, b = 0
-            log_a = jnp.where(v, log_a, jnp.zeros((), log_a.dtype))
-            log_b = jnp.where(v, log_b, jnp.full((), -jnp.inf, log_b.dtype))
-        log_A, log_B = jax.lax.associative_scan(_combine_log, (log_a, log_b), reverse=reverse, axis=0)
-        hs = jnp.exp(log_B)  # [T, B, H], the states from h_0 = 0
-        if h0 is not None:
-            hs = hs + jnp.exp(log_A) * h0[None]
-    else:
-        a, b = _lin_coeffs(cell.kind, u)  # 2 x [T, B, H]
-        if v is not None:
-            a = jnp.where(v, a, jnp.ones((), a.dtype))
-            b = jnp.where(v, b, jnp.zeros((), b.dtype))
-        A, hs = jax.lax.associative_scan(_combine_linear, (a, b), reverse=reverse, axis=0)
-        if h0 is not None:
-            hs = hs + A * h0[None]
+    hs = (_log_states if scan == "log" else _linear_states)(cell.kind, u, v, h0, reverse)  # [T, B, H]
     final = hs[0] if reverse else hs[-1]  # [B, H]: padding holds the state, so the last step scanned is final
     ys = hs.astype(out_dtype)
     if v is not None:

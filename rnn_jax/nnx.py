@@ -1,4 +1,4 @@
-"""A `flax.nnx` adapter: an `rnn_jax` spec (`RNN`, `LSTM`, `GRU`) as an NNX module.
+"""A `flax.nnx` adapter: an `rnn_jax` spec (`RNN`, `LSTM`, `GRU`, any `Stack`) as an NNX module.
 
 Usage::
 
@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from rnn_jax.rnn import GRU, LSTM, RNN
+from rnn_jax.rnn import Stack
 
-Spec = RNN | LSTM | GRU  # any spec of rnn_jax.rnn
+Spec = Stack  # any spec of rnn_jax.rnn: RNN, LSTM, GRU or a Stack of any cell
 
 
 
@@ -33,7 +33,7 @@ def _is_param(x) -> bool:
 
 
 class Recurrent(nnx.Module):
-    """Runs an `rnn_jax` spec (`RNN`, `LSTM` or `GRU`) with its parameters as `nnx.Param` s.
+    """Runs an `rnn_jax` spec (`RNN`, `LSTM`, `GRU` or any `Stack`) with its parameters as `nnx.Param` s.
 
     Args:
       spec: the spec; its ``input_size`` fixes the parameter shapes.

@@ -1,8 +1,13 @@
-"""Multi-layer, bidirectional RNN / LSTM / GRU specs that mirror PyTorch's modules.
+"""Stacked, bidirectional recurrent layers of any cell (`Stack`), and the RNN / LSTM / GRU specs that mirror
+PyTorch's modules.
 
 A spec is a frozen dataclass holding hyperparameters (PyTorch's constructor arguments plus ours) with
 ``init(key) -> params`` and ``apply(params, inputs, lengths=None, initial_state=None, *, dropout_key=None,
-deterministic=True) -> (outputs, final_state)``. Shapes and layouts are PyTorch's:
+deterministic=True) -> (outputs, final_state)``. `Stack` runs any cell: ``cell_factory`` is a name in
+`rnn_jax.registry.CELLS` (``'lstm'``, ``'gru'``, ``'elman'``, ``'min_gru'``, ``'min_lstm'``) or a factory,
+``cell_options`` the cell's own options (``(('peephole', True),)``, a dict or a FrozenDict; stored as
+sorted pairs so equal specs hash equally). `RNN`, `LSTM` and `GRU` are Stacks of the Elman, LSTM and GRU
+cells whose options are fields, as in PyTorch. Shapes and layouts are PyTorch's:
 
 * inputs ``[T, B, I]`` (``[B, T, I]`` if ``batch_first``), or unbatched ``[T, I]``;
 * outputs ``[T, B, D * H_out]`` (D = 2 if bidirectional), the two directions concatenated on features
@@ -13,7 +18,10 @@ deterministic=True) -> (outputs, final_state)``. Shapes and layouts are PyTorch'
 
 Params are a list with one dict per layer, ``{'forward': cell_params, 'backward': cell_params}`` (no
 'backward' unless bidirectional); ``cell_params`` are described in `rnn_jax.cells`. Layers are a plain
-Python loop; dropout between layers (not after the last) as PyTorch does.
+Python loop; dropout between layers (not after the last) as PyTorch does, keys by
+`rnn_jax.dropout.layer_keys`. Each direction runs by `rnn_jax.unroll`, or by the cell's own ``parallel``
+unroll (minGRU/minLSTM's associative scan) when it has one and the spec asks for no per-step regulariser
+(input or recurrent dropout, zoneout), which need the sequential scan.
 """
 
 from __future__ import annotations
@@ -24,21 +32,39 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import cells as cells_lib
+from rnn_jax import dropout as dropout_lib
+from rnn_jax import registry
+from rnn_jax.cells import Cell, LSTMState, freeze_options
+from rnn_jax.checks import check_rate, check_size
 from rnn_jax.sequence import check_lengths
-from rnn_jax.unroll import _dropout_mask, unroll
+from rnn_jax.unroll import unroll
 
 DIRECTIONS = ("forward", "backward")
+RATES = ("dropout", "input_dropout", "recurrent_dropout", "zoneout")
 
 
 @dataclasses.dataclass(frozen=True)
-class _RNNBase:
-    """Fields shared by `RNN`, `LSTM` and `GRU` (keyword-only after num_layers)."""
+class Stack:
+    """Layers of one cell, PyTorch's layout (keyword-only after num_layers); see the module docstring.
+
+    Attributes:
+      input_size, hidden_size, num_layers: I, H, L.
+      cell_factory: a name in `rnn_jax.registry.CELLS` or a factory ``(hidden_size, **options) -> Cell``.
+      cell_options: the cell's own options (a mapping or pairs; not bias/initializer/dtype/param_dtype,
+        which are fields here).
+      bias, batch_first, dropout, bidirectional: as PyTorch's (dropout between layers).
+      initializer: ``'pytorch'`` or ``'jax'`` (`rnn_jax.cells`).
+      dtype, param_dtype: compute and parameter dtypes.
+      input_dropout, recurrent_dropout, zoneout: `rnn_jax.unroll`'s regularisers, in every layer.
+      unroll, checkpoint, hoist_inputs, fused_backward: `rnn_jax.unroll`'s performance knobs.
+    """
 
     input_size: int
     hidden_size: int
     num_layers: int = 1
     _: dataclasses.KW_ONLY
+    cell_factory: Any = "lstm"
+    cell_options: Any = ()
     bias: bool = True
     batch_first: bool = False
     dropout: float = 0.0
@@ -56,37 +82,36 @@ class _RNNBase:
 
     def __post_init__(self):
         for name in ("input_size", "hidden_size", "num_layers"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("dropout", "input_dropout", "recurrent_dropout", "zoneout"):
-            v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {v}")
-        # one canonical form per dtype, so equal specs hash equally (specs are jit static arguments)
+            check_size(name, getattr(self, name))
+        for name in RATES:
+            check_rate(name, getattr(self, name))
+        # one canonical form per dtype and per option set, so equal specs hash equally (jit static arguments)
         object.__setattr__(self, "param_dtype", jnp.dtype(self.param_dtype))
         if self.dtype is not None:
             object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
+        object.__setattr__(self, "cell_options", freeze_options(self._own_options()))
         self.cell(0)  # validates the cell's own arguments now rather than at init
 
-    # --- to be provided by subclasses
-    def _make_cell(self) -> cells_lib.Cell:
-        raise NotImplementedError
+    def _own_options(self):
+        """The cell's own options: `cell_options` here, the option fields in the specialisations."""
+        return self.cell_options
 
     # --- structure
     @property
     def num_directions(self) -> int:
+        """D: 2 if bidirectional, else 1."""
         return 2 if self.bidirectional else 1
 
     @property
     def has_dropout(self) -> bool:
         """Whether any dropout or zoneout rate is > 0 (apply then needs a key unless deterministic)."""
-        return any(r > 0 for r in (self.dropout, self.input_dropout, self.recurrent_dropout, self.zoneout))
+        return any(getattr(self, name) > 0 for name in RATES)
 
-    def cell(self, layer: int = 0) -> cells_lib.Cell:
+    def cell(self, layer: int = 0) -> Cell:
         """Returns the `Cell` of every direction of `layer` (all layers share hyperparameters)."""
         del layer
-        return self._make_cell()
+        return registry.make_cell(self.cell_factory, self.hidden_size, self.cell_options, bias=self.bias,
+                                  initializer=self.initializer, dtype=self.dtype, param_dtype=self.param_dtype)
 
     @property
     def output_size(self) -> int:
@@ -94,6 +119,7 @@ class _RNNBase:
         return self.cell().output_size
 
     def layer_input_size(self, layer: int) -> int:
+        """Returns the size of `layer`'s inputs: I for the first, ``D * H_out`` above it."""
         return self.input_size if layer == 0 else self.output_size * self.num_directions
 
     def init_layer(self, key, layer: int) -> dict:
@@ -109,17 +135,15 @@ class _RNNBase:
     # --- running
     def _split_state(self, initial_state, batch_shape):
         """Returns a list (layer-major, then direction) of carries from PyTorch-layout initial_state."""
-        cell = self.cell()
         LD = self.num_layers * self.num_directions
         if initial_state is None:
             return [None] * LD
-        expected = cell.initial_carry((LD,) + batch_shape)
-        leaves, tree = jax.tree.flatten(initial_state)
+        expected = self.cell().initial_carry((LD,) + batch_shape)
+        leaves = [jnp.asarray(x) for x in jax.tree.leaves(initial_state)]
         exp_leaves, exp_tree = jax.tree.flatten(expected)
-        what = "(h_0, c_0)" if cell.kind == "lstm" else "h_0"
+        what = "(h_0, c_0)" if isinstance(expected, LSTMState) else "h_0"
         if len(leaves) != len(exp_leaves):
             raise ValueError(f"initial_state must be {what}, got {len(leaves)} array(s)")
-        leaves = [jnp.asarray(x) for x in leaves]
         for name, got, want in zip(("h_0", "c_0"), leaves, exp_leaves):
             if got.shape != want.shape:
                 raise ValueError(f"initial_state {name} must have shape {tuple(want.shape)} "
@@ -127,24 +151,13 @@ class _RNNBase:
         state = jax.tree.unflatten(exp_tree, leaves)
         return [jax.tree.map(lambda s: s[i], state) for i in range(LD)]
 
-    def apply(self, params, inputs, lengths=None, initial_state=None, *, dropout_key=None,
-              deterministic: bool = True):
-        """Returns ``(outputs, final_state)`` with PyTorch's shapes (see the module docstring).
-
-        Args:
-          params: from `init` (or `rnn_jax.interop.torch.from_torch`).
-          inputs: ``[T, B, I]`` (``[B, T, I]`` if batch_first) or unbatched ``[T, I]``.
-          lengths: optional ``[B]`` integers in ``[0, T]``: steps past a sequence's length are padding.
-          initial_state: optional ``h_0 [L*D, B, H_out]`` (LSTM: ``(h_0, c_0)``); unbatched: no B axis.
-          dropout_key: PRNG key for the dropouts; required when deterministic=False and a rate is > 0.
-          deterministic: disables dropout.
-        """
+    def _check_inputs(self, inputs, lengths, initial_state):
+        """Returns ``(x [T, B, I], lengths [B] or None, initial_state, unbatched)`` after checking them."""
         x = jnp.asarray(inputs)
         unbatched = x.ndim == 2
         if unbatched:
             x = x[:, None] if not self.batch_first else x[None]
-            if lengths is not None:
-                lengths = jnp.reshape(jnp.asarray(lengths), (1,))
+            lengths = None if lengths is None else jnp.reshape(jnp.asarray(lengths), (1,))
             if initial_state is not None:
                 initial_state = jax.tree.map(lambda s: jnp.asarray(s)[:, None], initial_state)
         if x.ndim != 3:
@@ -162,31 +175,60 @@ class _RNNBase:
                 raise ValueError(f"lengths has shape {lengths_arr.shape} but the batch has {B} sequences of "
                                  f"{T} steps: is batch_first={self.batch_first} right?")
             lengths = check_lengths(lengths, B, T)
+        return x, lengths, initial_state, unbatched
+
+    @property
+    def runs_parallel(self) -> bool:
+        """Whether directions run by the cell's ``parallel`` unroll (it has one; no per-step regulariser)."""
+        per_step = any(getattr(self, name) > 0 for name in ("input_dropout", "recurrent_dropout", "zoneout"))
+        return self.cell().parallel is not None and not per_step
+
+    def _unroll(self, cell, params, x, lengths, carry, reverse, key, deterministic):
+        """Returns ``(final_carry, ys [T, B, H_out])`` of one direction over time-major ``x [T, B, I]``."""
+        if self.runs_parallel:
+            return cell.parallel(params, x, lengths, carry, reverse, True)
+        return unroll(cell, params, x, lengths, carry, reverse=reverse, time_major=True, unroll=self.unroll,
+                      checkpoint=self.checkpoint, hoist_inputs=self.hoist_inputs, input_dropout=self.input_dropout,
+                      recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout, dropout_key=key,
+                      deterministic=deterministic, fused_backward=self.fused_backward)
+
+    def _apply_layer(self, layer, params, x, lengths, carries, keys, deterministic):
+        """Returns ``(x [T, B, D*H_out], finals)``: one layer's directions and the dropout after it."""
+        cell = self.cell(layer)
+        D = self.num_directions
+        outs, finals = [], []
+        for d in range(D):
+            final, ys = self._unroll(cell, params[DIRECTIONS[d]], x, lengths, carries[layer * D + d], d == 1,
+                                     keys.directions[d], deterministic)
+            outs.append(ys)  # [T, B, H_out]
+            finals.append(final)
+        x = outs[0] if D == 1 else jnp.concatenate(outs, axis=-1)  # [T, B, D*H_out]
+        if layer < self.num_layers - 1 and dropout_lib.is_active(self.dropout, deterministic):
+            x = x * dropout_lib.dropout_mask(keys.between, self.dropout, x.shape, x.dtype)
+        return x, finals
+
+    def apply(self, params, inputs, lengths=None, initial_state=None, *, dropout_key=None,
+              deterministic: bool = True):
+        """Returns ``(outputs, final_state)`` with PyTorch's shapes (see the module docstring).
+
+        Args:
+          params: from `init` (or `rnn_jax.interop.torch.from_torch`).
+          inputs: ``[T, B, I]`` (``[B, T, I]`` if batch_first) or unbatched ``[T, I]``.
+          lengths: optional ``[B]`` integers in ``[0, T]``: steps past a sequence's length are padding.
+          initial_state: optional ``h_0 [L*D, B, H_out]`` (LSTM: ``(h_0, c_0)``); unbatched: no B axis.
+          dropout_key: PRNG key for the dropouts; required when deterministic=False and a rate is > 0.
+          deterministic: disables dropout.
+        """
+        x, lengths, initial_state, unbatched = self._check_inputs(inputs, lengths, initial_state)
         if len(params) != self.num_layers:
             raise ValueError(f"params must hold {self.num_layers} layers, got {len(params)}")
         if not deterministic and self.has_dropout and dropout_key is None:
             raise ValueError("dropout_key is required when deterministic=False and a dropout rate is > 0")
-
-        carries = self._split_state(initial_state, (B,))
-        layer_keys = (jax.random.split(dropout_key, self.num_layers * 3)
-                      if dropout_key is not None else [None] * (self.num_layers * 3))
+        carries = self._split_state(initial_state, (x.shape[1],))
         finals = []
-        for layer in range(self.num_layers):
-            cell = self.cell(layer)
-            outs = []
-            for d in range(self.num_directions):
-                k = layer_keys[3 * layer + d]
-                final, ys = unroll(
-                    cell, params[layer][DIRECTIONS[d]], x, lengths, carries[layer * self.num_directions + d],
-                    reverse=d == 1, time_major=True, unroll=self.unroll, checkpoint=self.checkpoint,
-                    hoist_inputs=self.hoist_inputs, input_dropout=self.input_dropout,
-                    recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout, dropout_key=k,
-                    deterministic=deterministic, fused_backward=self.fused_backward)
-                outs.append(ys)  # [T, B, H_out]
-                finals.append(final)
-            x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)  # [T, B, D*H_out]
-            if layer < self.num_layers - 1 and self.dropout > 0 and not deterministic:
-                x = x * _dropout_mask(layer_keys[3 * layer + 2], self.dropout, x.shape, x.dtype)
+        for layer, keys in enumerate(dropout_lib.layer_keys(dropout_key, self.num_layers)):
+            x, layer_finals = self._apply_layer(layer, params[layer], x, lengths, carries, keys, deterministic)
+            finals += layer_finals
         final_state = jax.tree.map(lambda *s: jnp.stack(s), *finals)  # [L*D, B, ...]
         outputs = jnp.swapaxes(x, 0, 1) if self.batch_first else x
         if unbatched:
@@ -195,38 +237,44 @@ class _RNNBase:
         return outputs, final_state
 
 
+def _fixed(value):
+    """A Stack field that a specialisation fixes (not an argument of its constructor)."""
+    return dataclasses.field(default=value, init=False)
+
+
 @dataclasses.dataclass(frozen=True)
-class RNN(_RNNBase):
+class RNN(Stack):
     """Elman RNN stack, like ``torch.nn.RNN``; ``nonlinearity`` is ``'tanh'`` or ``'relu'``."""
 
+    cell_factory: Any = _fixed("elman")
+    cell_options: Any = _fixed(())  # set from the option fields
     nonlinearity: str = "tanh"
 
-    def _make_cell(self):
-        return cells_lib.elman(self.hidden_size, nonlinearity=self.nonlinearity, bias=self.bias,
-                               initializer=self.initializer, dtype=self.dtype, param_dtype=self.param_dtype)
+    def _own_options(self):
+        return {"nonlinearity": self.nonlinearity}
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTM(_RNNBase):
+class LSTM(Stack):
     """LSTM stack, like ``torch.nn.LSTM`` (with ``proj_size``), plus ``peephole`` and ``layer_norm``."""
 
+    cell_factory: Any = _fixed("lstm")
+    cell_options: Any = _fixed(())  # set from the option fields
     proj_size: int = 0
     peephole: bool = False
     layer_norm: bool = False
 
-    def _make_cell(self):
-        return cells_lib.lstm(self.hidden_size, proj_size=self.proj_size, peephole=self.peephole,
-                              layer_norm=self.layer_norm, bias=self.bias, initializer=self.initializer,
-                              dtype=self.dtype, param_dtype=self.param_dtype)
+    def _own_options(self):
+        return {"proj_size": self.proj_size, "peephole": self.peephole, "layer_norm": self.layer_norm}
 
 
 @dataclasses.dataclass(frozen=True)
-class GRU(_RNNBase):
+class GRU(Stack):
     """GRU stack, like ``torch.nn.GRU``; ``variant='cho'`` applies the reset gate before the matmul."""
 
+    cell_factory: Any = _fixed("gru")
+    cell_options: Any = _fixed(())  # set from the option fields
     variant: str = "pytorch"
 
-    def _make_cell(self):
-        return cells_lib.gru(self.hidden_size, variant=self.variant, bias=self.bias,
-                             initializer=self.initializer, dtype=self.dtype, param_dtype=self.param_dtype)
-
+    def _own_options(self):
+        return {"variant": self.variant}

@@ -74,6 +74,19 @@ def valid_steps(lengths, mask, time: int, batch: int, *, time_major: bool = Fals
     return None
 
 
+def hold_invalid(valid, new, old):
+    """Returns the pytree `new` where ``valid [B]`` is true and `old` elsewhere, per leaf ``[B, ...]``.
+
+    A scan step on padding holds its carry this way (the leaves are ``[B, F]``).
+    """
+    return jax.tree.map(lambda n, o: jnp.where(valid[:, None], n, o), new, old)
+
+
+def zero_invalid(valid, y):
+    """Returns ``y [B, F]`` with the rows where ``valid [B]`` is false set to zero (padding's outputs)."""
+    return jnp.where(valid[:, None], y, jnp.zeros((), y.dtype))
+
+
 def lengths_to_mask(lengths, max_len: int, *, time_major: bool = False) -> Array:
     """Returns the boolean mask ``[B, T]`` (``[T, B]`` if time_major) of valid steps, ``t < lengths[b]``."""
     lengths = jnp.asarray(lengths)

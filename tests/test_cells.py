@@ -385,3 +385,48 @@ def test_bfloat16_compute(name):
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# --------------------------------------------------------------------------- records and carries
+
+
+def test_cells_describe_their_equations_and_options():
+    """The record a kernel would match on: kind plus every option, hashable, equal for equal cells only."""
+    cell = cells.lstm(H, proj_size=P, peephole=True, dtype="bfloat16")
+    assert cell.kind == "lstm"
+    assert dict(cell.options) == dict(proj_size=P, peephole=True, layer_norm=False, bias=True,
+                                      initializer="pytorch", dtype=jnp.bfloat16, param_dtype=jnp.float32)
+    assert cell.describe() == cells.lstm(H, proj_size=P, peephole=True, dtype=jnp.bfloat16).describe()
+    assert cell.describe() != cells.lstm(H, proj_size=P, dtype=jnp.bfloat16).describe()
+    hash(cell.describe())
+    rebuilt = cells.lstm(H, **dict(cell.options))  # the record rebuilds the cell
+    assert rebuilt.describe() == cell.describe()
+    assert dict(cells.gru(H, variant="cho").options)["variant"] == "cho"
+    assert dict(cells.elman(H, nonlinearity="relu").options)["nonlinearity"] == "relu"
+    assert cells.lstm(H, layer_norm=True).affine_inputs is False and cells.lstm(H).affine_inputs
+
+
+def test_freeze_options_is_canonical_and_rejects_unhashable_values():
+    a = cells.freeze_options({"b": 1, "dtype": "float32"}, a=True)
+    assert a == (("a", True), ("b", 1), ("dtype", jnp.dtype("float32")))
+    assert a == cells.freeze_options((("dtype", jnp.float32), ("b", 1), ("a", True)))
+    assert cells.freeze_options({"dtype": None}) == (("dtype", None),)
+    with pytest.raises(ValueError, match="hashable"):
+        cells.freeze_options({"sizes": [1, 2]})
+
+
+def test_carry_h_and_replace_h_for_every_carry():
+    state = LSTMState(jnp.ones((B, P)), jnp.zeros((B, H)))
+    assert cells.carry_h(state) is state.h
+    new = cells.replace_h(state, 2 * state.h)
+    assert isinstance(new, LSTMState) and new.c is state.c
+    assert_close(new.h, 2 * np.ones((B, P)), "exact")
+    h = jnp.ones((B, H))
+    assert cells.carry_h(h) is h and cells.replace_h(h, 3 * h).shape == (B, H)
+
+
+def test_compute_dtype_and_input_size():
+    cell = cells.gru(H)
+    params = cell.init(jax.random.key(0), I)
+    assert cell.compute_dtype(params) == jnp.float32 and cell.input_size(params) == I
+    assert cells.gru(H, dtype=jnp.bfloat16).compute_dtype(params) == jnp.bfloat16

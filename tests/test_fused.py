@@ -9,6 +9,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax.test_util import check_grads
 
@@ -111,20 +112,90 @@ def test_unbatched_and_bfloat16_follow_autodiff():
     assert_close(got, want, "bf16")
 
 
-@pytest.mark.parametrize("option", [dict(zoneout=0.2), dict(checkpoint=True)])
-def test_options_outside_the_fused_path_still_differentiate(option):
-    """Zoneout and checkpointing use autodiff; their gradients equal the fused ones."""
+def test_checkpointed_gradients_equal_the_fused_ones():
+    """Checkpointing leaves the fused path (plain autodiff of a rematerialised scan): same gradients."""
     cell = CELLS["gru"]()
     params, xs, carry, w = _inputs("gru")
     lengths = jnp.array([5, 2, 0], jnp.int32)
 
     def loss(p, **kw):
-        _, ys = unroll(cell, p, xs, lengths, carry, **kw)
-        return jnp.sum(ys * w)
+        return jnp.sum(unroll(cell, p, xs, lengths, carry, **kw)[1] * w)
 
-    got = jax.grad(functools.partial(loss, **option))(params)
-    if "zoneout" in option:  # deterministic zoneout mixes carries: compare with its own autodiff
-        want = jax.grad(functools.partial(loss, fused_backward=False, **option))(params)
-    else:
-        want = jax.grad(loss)(params)
-    assert_close(got, want, "grad")
+    assert_close(jax.grad(functools.partial(loss, checkpoint=True))(params), jax.grad(loss)(params), "grad")
+
+
+PATHS = [  # (unroll options, cell, whether the fused backward pass is taken)
+    (dict(), "lstm", True),
+    (dict(fused_backward=False), "lstm", False),
+    (dict(checkpoint=True), "lstm", False),
+    (dict(zoneout=0.2), "lstm", False),  # evaluation: the expectation is still per-step work
+    (dict(zoneout=0.2, deterministic=False), "gru", False),
+    (dict(recurrent_dropout=0.3, deterministic=False), "lstm", False),
+    (dict(recurrent_dropout=0.3), "lstm", True),  # evaluation: no mask, nothing per step
+    (dict(input_dropout=0.3, deterministic=False), "gru", True),  # the mask is applied before the scan
+    (dict(), "lstm_peephole_ln", True),
+    (dict(), "gru_cho", False),  # two recurrent matmuls: no tail
+]
+
+
+@pytest.mark.parametrize("options,name,fused", PATHS, ids=lambda v: str(v))
+def test_fused_path_is_taken_exactly_where_it_applies(options, name, fused):
+    cell = cells.gru(H, variant="cho") if name == "gru_cho" else CELLS[name]()
+    params = cell.init(jax.random.key(0), I)
+    xs = jax.random.normal(jax.random.key(1), (B, T, I))
+    jaxpr = jax.make_jaxpr(lambda p: unroll(cell, p, xs, dropout_key=jax.random.key(2), **options))(params)
+    assert ("custom_vjp_call" in str(jaxpr)) == fused
+
+
+def _zoneout_loop(cell, params, xs, carry, lengths, rate, keep=None):
+    """A plain Python loop with zoneout: the expectation, or ``keep[t]`` (per carry leaf, True: old value)."""
+    ys = []
+    for t in range(xs.shape[1]):
+        new, _ = cell.step(params, carry, cell.project_inputs(params, xs[:, t]))
+        if keep is None:
+            new = jax.tree.map(lambda n, o: rate * o + (1 - rate) * n, new, carry)
+        else:
+            new = jax.tree.map(lambda k, n, o: jnp.where(k, o, n), keep[t], new, carry)
+        valid = (t < lengths)[:, None]  # [B, 1]
+        new = jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, carry)
+        y = new.h if isinstance(new, cells.LSTMState) else new
+        ys.append(jnp.where(valid, y, 0.0))
+        carry = new
+    return carry, jnp.stack(ys, axis=1)
+
+
+def _zoneout_keep_masks(key, rate, carry):
+    """The per-step, per-leaf choices drawn by hand: unroll's key plan (input, recurrent, zoneout) then one
+    key per step, split again per carry leaf."""
+    step_keys = jax.random.split(jax.random.split(key, 3)[2], T)
+    leaves, tree = jax.tree.flatten(carry)
+    return [jax.tree.unflatten(tree, [jax.random.bernoulli(k, rate, leaf.shape)
+                                      for k, leaf in zip(jax.random.split(step_keys[t], len(leaves)), leaves)])
+            for t in range(T)]
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm_proj"])
+@pytest.mark.parametrize("train", [False, True])
+def test_zoneout_values_and_gradients_equal_a_python_loop(name, train):
+    """Zoneout leaves the fused path; its scan against a loop with the same expectation or choices."""
+    cell = CELLS[name]()
+    params, xs, carry, w = _inputs(name)
+    lengths = jnp.array([5, 2, 0], jnp.int32)
+    key = jax.random.key(3)
+    keep = _zoneout_keep_masks(key, 0.4, carry) if train else None
+
+    def loss_scan(p):
+        final, ys = unroll(cell, p, xs, lengths, carry, zoneout=0.4, dropout_key=key, deterministic=not train)
+        return jnp.sum(ys * w) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(final)), (final, ys)
+
+    def loss_loop(p):
+        final, ys = _zoneout_loop(cell, p, xs, carry, lengths, 0.4, keep)
+        return jnp.sum(ys * w) + sum(jnp.sum(leaf) for leaf in jax.tree.leaves(final)), (final, ys)
+
+    (_, got), g_got = jax.value_and_grad(loss_scan, has_aux=True)(params)
+    (_, want), g_want = jax.value_and_grad(loss_loop, has_aux=True)(params)
+    assert_close(got, want, "forward")
+    assert_close(g_got, g_want, "grad")
+    if train:  # both old and new values were kept somewhere, so the choices were really compared
+        kept = np.stack([np.asarray(jax.tree.leaves(k)[0]) for k in keep])
+        assert kept.any() and not kept.all()

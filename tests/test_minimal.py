@@ -18,6 +18,7 @@ from jax.test_util import check_grads
 
 from rnn_jax import cells, unroll
 from rnn_jax.minimal import g, log_g, min_gru, min_lstm, parallel_unroll
+from rnn_jax.wrappers import zoneout
 from tests.conftest import assert_close
 
 I, H, B, T = 3, 4, 3, 6
@@ -213,15 +214,15 @@ def test_min_lstm_two_steps_by_hand():
 # --------------------------------------------------------------------------- long sequences, dtypes, init
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_long_sequence_parallel_equals_sequential(kind):
-    cell = FACTORIES[kind](4)
+@pytest.mark.parametrize("kind,scan", [("min_gru", "log"), ("min_lstm", "linear")])
+def test_long_sequence_parallel_equals_sequential(kind, scan):
+    cell = FACTORIES[kind](4, scan=scan)
     params = cell.init(jax.random.key(7), 3)
     xs = jax.random.normal(jax.random.key(8), (2, 4096, 3))
     lengths = np.array([4096, 1234], np.int32)
     carry = jnp.ones((2, 4))
     want = jit(lambda p, x: unroll(cell, p, x, lengths, carry))(params, xs)
-    assert_close(_par(cell, params, xs, lengths, carry), want)  # the default, log-space scan
+    assert_close(_par(cell, params, xs, lengths, carry), want)  # the cell's scan
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -244,6 +245,19 @@ def test_init_shapes_and_bounds(kind):
     p = jit(FACTORIES[kind](5, bias=False, initializer="jax").init, static_argnums=1)(jax.random.key(0), 16)
     assert set(p) == {"w_ih"}
     assert cell.initial_carry((2, 3)).shape == (2, 3, 5)
+
+
+def test_the_cells_scan_option_is_parallel_unrolls_default_and_parallel_binds_the_cell():
+    cell, params, xs, carry = _setup("min_gru")
+    assert dict(cell.options)["scan"] == "linear"
+    linear = _par(cell, params, xs, LENGTHS, carry, scan="linear")
+    assert_close(_par(cell, params, xs, LENGTHS, carry), linear, "exact")
+    assert_close(jit(cell.parallel)(params, xs, LENGTHS, carry), linear, "exact")
+    log_cell = min_gru(H, scan="log")
+    assert_close(_par(log_cell, params, xs, LENGTHS, carry), _par(cell, params, xs, LENGTHS, carry, scan="log"),
+                 "exact")
+    with pytest.raises(ValueError, match="scan must be one of"):
+        min_gru(H, scan="heinsen")
 
 
 def test_no_bias_matches_unroll():
@@ -271,6 +285,7 @@ def test_bad_inputs_name_the_argument():
          "pass lengths or mask"),
         (lambda: parallel_unroll(cell, params, xs, scan="heinsen"), ValueError, "scan must be one of"),
         (lambda: parallel_unroll(cells.gru(H), params, xs), ValueError, "cell must be a Cell of kind"),
+        (lambda: parallel_unroll(zoneout(cell, 0.1), params, xs), ValueError, r"cell is wrapped \(\['zoneout'"),
         (lambda: min_gru(0), ValueError, "hidden_size must be"),
         (lambda: min_lstm(4, initializer="xavier"), ValueError, "initializer must be one of"),
         (lambda: cell.init(jax.random.key(0), 0), ValueError, "input_size must be"),

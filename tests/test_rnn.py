@@ -3,13 +3,16 @@
 Independent of torch: tests/interop/test_torch.py compares the specs with PyTorch itself.
 """
 
+import dataclasses
+import functools
+
 import jax
 import jax.numpy as jnp
 import jax.test_util
 import numpy as np
 import pytest
 
-from rnn_jax import GRU, LSTM, RNN, cells, unroll
+from rnn_jax import GRU, LSTM, RNN, Stack, cells, unroll
 from tests.conftest import assert_close
 
 I, H, P, T, B = 3, 4, 2, 5, 2
@@ -138,22 +141,32 @@ _DROP = LSTM(I, H, 2, bidirectional=True, proj_size=P, dropout=0.5)
 _DROP_APPLY = jax.jit(_DROP.apply, static_argnames=("deterministic",))
 
 
-def test_inter_layer_dropout():
+def test_inter_layer_dropout_equals_layers_run_by_hand():
+    """Dropout sits between layers: the layers unrolled by hand with the documented key plan's mask.
+
+    The stack splits its key into 3 per layer; layer l's directions take keys 3l and 3l+1 (no
+    regulariser inside the layers here, so they go unused) and the mask after layer l takes key 3l+2.
+    """
     _, params, xs, apply = _setup("lstm_bi_proj")
     with pytest.raises(ValueError, match="dropout_key"):
         _DROP.apply(params, xs, LENGTHS, deterministic=False)
-    clean = apply(params, xs, LENGTHS)
-    assert_close(_DROP_APPLY(params, xs, LENGTHS), clean, "exact")  # deterministic: no dropout
-    a = _DROP_APPLY(params, xs, LENGTHS, dropout_key=jax.random.key(1), deterministic=False)
-    b = _DROP_APPLY(params, xs, LENGTHS, dropout_key=jax.random.key(1), deterministic=False)
-    c = _DROP_APPLY(params, xs, LENGTHS, dropout_key=jax.random.key(2), deterministic=False)
-    assert_close(a, b, "exact")
-    assert not np.allclose(a[0], c[0])
-    assert not np.allclose(a[0], clean[0])
-    # dropout sits between layers: layer 0's final states are untouched, layer 1's change
-    assert_close(jax.tree.map(lambda s: s[:2], a[1]), jax.tree.map(lambda s: s[:2], clean[1]), "exact")
-    assert not np.allclose(a[1].h[2:], clean[1].h[2:])
-    assert np.all(np.asarray(a[0])[2:, 1] == 0.0)  # padding stays zero
+    assert_close(_DROP_APPLY(params, xs, LENGTHS), apply(params, xs, LENGTHS), "exact")  # deterministic
+    key = jax.random.key(1)
+    out, state = _DROP_APPLY(params, xs, LENGTHS, dropout_key=key, deterministic=False)
+    cell = cells.lstm(H, proj_size=P)
+    k_between = jax.random.split(key, 6)[2]
+    x, finals = xs, []
+    for layer in range(2):
+        directions = [unroll(cell, params[layer][d], x, LENGTHS, reverse=d == "backward", time_major=True)
+                      for d in ("forward", "backward")]
+        finals += [final for final, _ in directions]
+        x = jnp.concatenate([ys for _, ys in directions], axis=-1)  # [T, B, 2P]
+        if layer == 0:
+            keep = np.asarray(jax.random.bernoulli(k_between, 0.5, x.shape), np.float32)
+            x = x * keep / 0.5
+    assert_close(out, x, "exact")
+    assert_close(state, jax.tree.map(lambda *s: jnp.stack(s), *finals), "exact")
+    assert np.all(np.asarray(out)[2:, 1] == 0.0)  # padding stays zero
 
 
 def test_dropout_not_after_last_layer():
@@ -243,3 +256,48 @@ def test_grad_through_apply_with_lengths():
             return jnp.sum(jnp.sin(out)) + jnp.sum(h_n ** 2)
 
         jax.test_util.check_grads(loss64, (p64, x64), order=1, modes=("rev",), atol=1e-5, rtol=1e-5, eps=1e-6)
+
+
+# --------------------------------------------------------------------------- the generic Stack
+
+
+def test_stack_of_a_named_cell_is_the_specialised_spec():
+    """Stack(cell_factory='lstm', options) computes exactly what LSTM(...) does, with the same params."""
+    spec, params, xs, apply = _setup("lstm_peep_ln_proj")
+    stack = Stack(I, H, 2, cell_factory="lstm", bidirectional=True,
+                  cell_options={"proj_size": P, "peephole": True, "layer_norm": True})
+    assert stack.cell().describe() == spec.cell().describe()
+    assert jax.tree.structure(stack.init(jax.random.key(0))) == jax.tree.structure(params)
+    assert_close(jax.jit(stack.apply)(params, xs, LENGTHS), apply(params, xs, LENGTHS), "exact")
+    assert isinstance(spec, Stack) and spec.cell_options == stack.cell_options
+
+
+def test_stack_takes_a_factory_and_equal_specs_hash_alike():
+    factory = functools.partial(cells.gru, variant="cho")
+    stack = Stack(I, H, 2, cell_factory=factory, bidirectional=True)
+    spec, params, xs, apply = _setup("gru_cho")
+    assert_close(stack.apply(params, xs), apply(params, xs), "exact")
+    a = Stack(I, H, cell_factory="gru", cell_options={"variant": "cho"}, dtype="bfloat16")
+    b = Stack(I, H, cell_factory="gru", cell_options=(("variant", "cho"),), dtype=jnp.bfloat16)
+    assert a == b and hash(a) == hash(b)
+    with pytest.raises(ValueError, match="cell must be one of"):
+        Stack(I, H, cell_factory="peephole")
+    with pytest.raises(ValueError, match=r"\['dtype'\] are set by the stack"):
+        Stack(I, H, cell_options={"dtype": jnp.float32})
+
+
+@pytest.mark.parametrize("kind", ["min_gru", "min_lstm"])
+def test_parallel_cells_run_by_their_scan_unless_a_step_regulariser_needs_the_loop(kind):
+    """A cell with a parallel form runs by it in the stack (no lax.scan in the jaxpr) and equals `unroll`."""
+    stack = Stack(I, H, 2, cell_factory=kind, bidirectional=True, batch_first=True)
+    params = stack.init(jax.random.key(3))
+    xs = jax.random.normal(jax.random.key(4), (B, T, I))
+    assert stack.runs_parallel
+    assert "scan[" not in str(jax.make_jaxpr(lambda p: stack.apply(p, xs, LENGTHS))(params))
+    sequential = dataclasses.replace(stack, zoneout=0.1)
+    assert not sequential.runs_parallel
+    assert "scan[" in str(jax.make_jaxpr(lambda p: sequential.apply(p, xs, LENGTHS))(params))
+    cell = stack.cell()
+    want = dataclasses.replace(stack, cell_factory=lambda h, **kw: cell._replace(parallel=None))
+    assert not want.runs_parallel
+    assert_close(stack.apply(params, xs, LENGTHS), want.apply(params, xs, LENGTHS))

@@ -307,20 +307,45 @@ def test_zoneout_at_evaluation_uses_expectation(name):
     assert not np.allclose(got[1], _jit_unroll(name)(params, xs, LENGTHS, carry)[1], atol=1e-3)
 
 
+def _noisy_loop(name, params, xs, carry, rate_name, rate, key):
+    """A Python loop with unroll's training noise drawn by hand from its key plan: the key splits into
+    (input, recurrent, zoneout); input and recurrent masks are one per sequence, zoneout draws per step
+    and per carry leaf from one key per step."""
+    cell = _cell(name)[0]
+    k_in, k_rec, k_zone = jax.random.split(key, 3)
+    h_size = cell.output_size
+    if rate_name == "input_dropout":
+        xs = xs * np.asarray(jax.random.bernoulli(k_in, 1 - rate, (1, B, I)), np.float32)[0][:, None] / (1 - rate)
+    rec_mask = np.asarray(jax.random.bernoulli(k_rec, 1 - rate, (B, h_size)), np.float32) / (1 - rate)
+    step_keys = jax.random.split(k_zone, T)
+    valid = np.asarray(lengths_to_mask(LENGTHS, T))
+    ys = []
+    for t in range(T):
+        c_in = carry
+        if rate_name == "recurrent_dropout":
+            c_in = carry._replace(h=carry.h * rec_mask) if isinstance(carry, LSTMState) else carry * rec_mask
+        new, y = cell.step(params, c_in, cell.project_inputs(params, xs[:, t]))
+        if rate_name == "zoneout":
+            leaf_keys = jax.random.split(step_keys[t], len(jax.tree.leaves(carry)))
+            leaves = [jnp.where(jax.random.bernoulli(k, rate, n.shape), o, n)
+                      for k, n, o in zip(leaf_keys, jax.tree.leaves(new), jax.tree.leaves(carry))]
+            new = jax.tree.unflatten(jax.tree.structure(carry), leaves)
+            y = new.h if isinstance(new, LSTMState) else new
+        v = valid[:, t][:, None]
+        carry = jax.tree.map(lambda n, o: jnp.where(v, n, o), new, carry)
+        ys.append(jnp.where(v, y, 0.0))
+    return carry, jnp.stack(ys, 1)
+
+
 @pytest.mark.parametrize("rate", ["input_dropout", "recurrent_dropout", "zoneout"])
-def test_training_noise_needs_a_key_and_is_reproducible(rate):
+def test_training_noise_equals_a_loop_with_hand_drawn_masks(rate):
     cell, params, xs, carry = _cell("lstm")
     with pytest.raises(ValueError, match="dropout_key"):
         unroll(cell, params, xs, LENGTHS, **{rate: 0.5}, deterministic=False)
-    fn = _jit_unroll("lstm", deterministic=False, **{rate: 0.5})
-    a = fn(params, xs, LENGTHS, carry, dropout_key=jax.random.key(1))
-    b = fn(params, xs, LENGTHS, carry, dropout_key=jax.random.key(1))
-    c = fn(params, xs, LENGTHS, carry, dropout_key=jax.random.key(2))
-    clean = _jit_unroll("lstm")(params, xs, LENGTHS, carry)
-    assert_close(a, b, "exact")
-    assert not np.allclose(a[1], c[1])
-    assert not np.allclose(a[1], clean[1])
-    assert np.all(np.asarray(a[1])[2] == 0.0)  # padding stays zero under noise
+    got = _jit_unroll("lstm", deterministic=False, **{rate: 0.5})(params, xs, LENGTHS, carry,
+                                                                   dropout_key=jax.random.key(1))
+    assert_close(got, _noisy_loop("lstm", params, xs, carry, rate, 0.5, jax.random.key(1)), "exact")
+    assert np.all(np.asarray(got[1])[2] == 0.0)  # padding stays zero under noise
 
 
 _PROBE = {}

@@ -2,15 +2,17 @@
 
 ``from_torch(module) -> (spec, params)`` and ``to_torch(spec, params) -> module``. PyTorch stores
 ``weight_ih_l{k}[_reverse]`` as ``[G*H, I]`` (``x @ W.T``); rnn_jax stores ``w_ih [I, G*H]``, so each
-matrix is transposed and gate order (i,f,g,o / r,z,n) is kept. Peephole and layer-norm LSTMs and the
-Cho GRU have no PyTorch counterpart and raise ``ValueError``.
+matrix is transposed and gate order (i,f,g,o / r,z,n) is kept. `to_torch` takes any `rnn_jax.rnn.Stack`
+and decides from its cell's record (``kind`` and ``options``, `rnn_jax.cells.Cell`) whether PyTorch has
+the same function: peephole and layer-norm LSTMs, the Cho GRU and the minimal cells have no PyTorch
+counterpart and raise ``ValueError``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnn_jax.rnn import DIRECTIONS, GRU, LSTM, RNN
+from rnn_jax.rnn import DIRECTIONS, GRU, LSTM, RNN, Stack
 
 _NAMES = (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"), ("b_hh", "bias_hh"),
           ("w_hr", "weight_hr"))
@@ -67,29 +69,40 @@ def from_torch(module, *, dtype=None, param_dtype=None):
     return spec, params
 
 
+def _torch_module(nn, spec: Stack):
+    """Returns the empty ``torch.nn`` module computing `spec`'s function, from its cell's record."""
+    common = dict(num_layers=spec.num_layers, bias=spec.bias, batch_first=spec.batch_first,
+                  dropout=spec.dropout, bidirectional=spec.bidirectional)
+    cell = spec.cell()
+    options = dict(cell.options)
+    if cell.kind == "lstm":
+        if options["peephole"] or options["layer_norm"]:
+            raise ValueError("to_torch: torch.nn.LSTM has no peephole or layer_norm option; "
+                             f"got peephole={options['peephole']}, layer_norm={options['layer_norm']}")
+        return nn.LSTM(spec.input_size, spec.hidden_size, proj_size=options["proj_size"], **common)
+    if cell.kind == "gru":
+        if options["variant"] != "pytorch":
+            raise ValueError(f"to_torch: torch.nn.GRU implements variant='pytorch' only, got {options['variant']!r}")
+        return nn.GRU(spec.input_size, spec.hidden_size, **common)
+    if cell.kind == "elman":
+        return nn.RNN(spec.input_size, spec.hidden_size, nonlinearity=options["nonlinearity"], **common)
+    raise ValueError(f"to_torch: torch.nn has no {cell.kind!r} cell")
+
+
 def to_torch(spec, params):
     """Returns a ``torch.nn.RNN``/``LSTM``/``GRU`` module holding `params` (float32 or the params' dtype).
 
+    Args:
+      spec: a `rnn_jax.rnn.Stack` (`RNN`, `LSTM`, `GRU`, or a Stack of those cells).
+      params: the spec's parameters.
+
     Raises:
-      ValueError: for options PyTorch does not have (peephole, layer_norm, the Cho GRU).
+      ValueError: for options PyTorch does not have (peephole, layer_norm, the Cho GRU, other cells).
     """
     torch = _torch()
-    nn = torch.nn
-    common = dict(num_layers=spec.num_layers, bias=spec.bias, batch_first=spec.batch_first,
-                  dropout=spec.dropout, bidirectional=spec.bidirectional)
-    if isinstance(spec, LSTM):
-        if spec.peephole or spec.layer_norm:
-            raise ValueError("to_torch: torch.nn.LSTM has no peephole or layer_norm option; "
-                             f"got peephole={spec.peephole}, layer_norm={spec.layer_norm}")
-        module = nn.LSTM(spec.input_size, spec.hidden_size, proj_size=spec.proj_size, **common)
-    elif isinstance(spec, GRU):
-        if spec.variant != "pytorch":
-            raise ValueError(f"to_torch: torch.nn.GRU implements variant='pytorch' only, got {spec.variant!r}")
-        module = nn.GRU(spec.input_size, spec.hidden_size, **common)
-    elif isinstance(spec, RNN):
-        module = nn.RNN(spec.input_size, spec.hidden_size, nonlinearity=spec.nonlinearity, **common)
-    else:
-        raise TypeError(f"spec must be an rnn_jax RNN, LSTM or GRU, got {type(spec).__name__}")
+    if not isinstance(spec, Stack):
+        raise TypeError(f"spec must be an rnn_jax Stack (RNN, LSTM, GRU), got {type(spec).__name__}")
+    module = _torch_module(torch.nn, spec)
     if len(params) != spec.num_layers:
         raise ValueError(f"params must hold {spec.num_layers} layers, got {len(params)}")
     state = {}

@@ -1,1 +1,1 @@
-"""Task models built from rnn_jax's specs: language_model (more to come: tagger, classifier, seq2seq)."""
+"""Task models built from rnn_jax's stacks: language_model and classifier (more to come: tagger, seq2seq)."""

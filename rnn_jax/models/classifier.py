@@ -16,11 +16,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rnn_jax import dropout as dropout_lib
 from rnn_jax import rnn as rnn_lib
-from rnn_jax.cells import LSTMState
+from rnn_jax.cells import carry_h
+from rnn_jax.checks import check_choice, check_rate
+from rnn_jax.models.common import embed_tokens, freeze_cell
 from rnn_jax.sequence import lengths_to_mask
-from rnn_jax.models.common import embed_tokens
-from rnn_jax.unroll import _dropout_mask
 
 POOLINGS = ("final", "mean", "max")
 
@@ -32,7 +33,9 @@ class Classifier:
     Attributes:
       vocab_size, embed_dim, hidden_size, num_classes: V, E, H, C.
       num_layers: recurrent layers.
-      cell: ``'lstm'`` or ``'gru'``.
+      cell: a name in `rnn_jax.registry.CELLS` (``'lstm'``, ``'gru'``, ...) or a cell factory.
+      cell_options: the cell's own options (pairs or a mapping, frozen to sorted pairs), e.g.
+        ``(('proj_size', 64),)``.
       bidirectional: two directions per layer (each within its own length).
       pooling: ``'final'``, ``'mean'`` or ``'max'``.
       dropout: rate on the embeddings, between layers and on the pooled features.
@@ -46,34 +49,34 @@ class Classifier:
     hidden_size: int
     num_classes: int
     num_layers: int = 1
-    cell: str = "lstm"
+    cell: Any = "lstm"
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.0
     dtype: Any = None
     word_dropout: float = 0.0
     unk_id: int | None = None
+    cell_options: Any = ()
 
     def __post_init__(self):
-        if not 0.0 <= self.word_dropout < 1.0:
-            raise ValueError(f"word_dropout must lie in [0, 1), got {self.word_dropout}")
+        freeze_cell(self)
+        check_rate("dropout", self.dropout)
+        check_rate("word_dropout", self.word_dropout)
         if self.word_dropout > 0 and self.unk_id is None:
             raise ValueError("word_dropout > 0 needs unk_id, the id dropped words become")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.cell not in ("lstm", "gru"):
-            raise ValueError(f"cell must be 'lstm' or 'gru', got {self.cell!r}")
+        check_choice("pooling", self.pooling, POOLINGS)
 
     @property
-    def rnn(self):
+    def rnn(self) -> rnn_lib.Stack:
         """The recurrent stack's spec (batch-first)."""
-        cls = rnn_lib.LSTM if self.cell == "lstm" else rnn_lib.GRU
-        return cls(self.embed_dim, self.hidden_size, self.num_layers, batch_first=True, dropout=self.dropout,
-                   bidirectional=self.bidirectional, dtype=self.dtype)
+        return rnn_lib.Stack(self.embed_dim, self.hidden_size, self.num_layers, cell_factory=self.cell,
+                             cell_options=self.cell_options, batch_first=True, dropout=self.dropout,
+                             bidirectional=self.bidirectional, dtype=self.dtype)
 
     @property
     def features(self) -> int:
-        return self.hidden_size * (2 if self.bidirectional else 1)
+        """D * H_out: the size of the pooled features."""
+        return self.rnn.output_size * (2 if self.bidirectional else 1)
 
     def init(self, key) -> dict:
         """Returns ``{'embed': [V, E], 'rnn': [...], 'out': {'w': [D*H, C], 'b': [C]}}``."""
@@ -95,7 +98,7 @@ class Classifier:
         ys, final = self.rnn.apply(params["rnn"], x, lengths, dropout_key=rnn_key, deterministic=deterministic)
         ys = ys.astype(jnp.float32)  # [B, T, D*H], zero past each length
         if self.pooling == "final":
-            h_n = final.h if isinstance(final, LSTMState) else final  # [L*D, B, H]
+            h_n = carry_h(final)  # [L*D, B, H]
             D = 2 if self.bidirectional else 1
             feats = jnp.concatenate(list(h_n[-D:]), axis=-1).astype(jnp.float32)  # [B, D*H]
         else:
@@ -105,7 +108,7 @@ class Classifier:
             else:
                 feats = jnp.max(jnp.where(mask, ys, -jnp.inf), axis=1)  # [B, D*H]
         if out_key is not None:
-            feats = feats * _dropout_mask(out_key, self.dropout, feats.shape, feats.dtype)
+            feats = dropout_lib.dropout(out_key, self.dropout, feats)
         return feats @ params["out"]["w"] + params["out"]["b"][None, :]  # [B, C]
 
     def loss(self, params, tokens, lengths, labels, weights, *, dropout_key=None, deterministic=True):

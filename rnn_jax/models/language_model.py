@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rnn_jax import minimal
+from rnn_jax import dropout as dropout_lib
+from rnn_jax import registry
 from rnn_jax import rnn as rnn_lib
-from rnn_jax.models.common import embed_tokens
-from rnn_jax.unroll import _dropout_mask
+from rnn_jax.checks import check_rate
+from rnn_jax.models.common import embed_tokens, freeze_cell
 
-CELLS = ("lstm", "peephole", "gru", "min_gru", "min_lstm")
-MIN_CELLS = ("min_gru", "min_lstm")
+CELLS = tuple(registry.CELLS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,9 +34,10 @@ class LanguageModel:
       embed_dim: E, the embedding size (== hidden_size when tie_embeddings).
       hidden_size: H of every recurrent layer.
       num_layers: L.
-      cell: ``'lstm'`` (PyTorch's), ``'peephole'`` (Graves 2013), ``'gru'``, or ``'min_gru'`` /
-        ``'min_lstm'`` (Feng et al. 2024, `rnn_jax.minimal`: a stack of layers each run by the parallel
-        associative scan, state ``h [L, B, H]``).
+      cell: the recurrent cell, a name in `rnn_jax.registry.CELLS` (``'lstm'``, ``'gru'``, ``'elman'``,
+        ``'min_gru'``, ``'min_lstm'``: Feng et al. 2024, run by their parallel scan) or a factory.
+      cell_options: the cell's own options, e.g. ``(('peephole', True),)`` for Graves (2013)'s LSTM (a
+        dict, FrozenDict or ConfigDict is frozen to sorted pairs, so equal models hash alike).
       dropout: rate between layers (0 disables), and on the embeddings and before the output layer unless
         `embed_dropout` / `output_dropout` are set.
       embed_dropout: rate on the embeddings (None: `dropout`, as Zaremba et al.).
@@ -56,7 +57,7 @@ class LanguageModel:
     embed_dim: int
     hidden_size: int
     num_layers: int = 2
-    cell: str = "lstm"
+    cell: Any = "lstm"
     dropout: float = 0.0
     tie_embeddings: bool = False
     initializer: str = "pytorch"
@@ -66,34 +67,24 @@ class LanguageModel:
     embed_dropout: float | None = None
     output_dropout: float | None = None
     init_scale: float | None = None
+    cell_options: Any = ()
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        freeze_cell(self)
         for name in ("dropout", "embed_dropout", "output_dropout"):
-            rate = getattr(self, name)
-            if rate is not None and not 0.0 <= rate < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {rate}")
+            check_rate(name, getattr(self, name), allow_none=name != "dropout")
         if self.init_scale is not None and not self.init_scale > 0:
             raise ValueError(f"init_scale must be None or > 0, got {self.init_scale}")
         if self.tie_embeddings and self.embed_dim != self.hidden_size:
             raise ValueError(f"tie_embeddings needs embed_dim == hidden_size, got {self.embed_dim} and "
                              f"{self.hidden_size}")
 
-    def min_cell(self):
-        """The minGRU/minLSTM cell of every layer (for ``cell in MIN_CELLS``)."""
-        make = minimal.min_gru if self.cell == "min_gru" else minimal.min_lstm
-        return make(self.hidden_size, dtype=self.dtype)
-
     @property
-    def rnn(self) -> rnn_lib._RNNBase:
+    def rnn(self) -> rnn_lib.Stack:
         """The recurrent stack's spec (batch-first)."""
-        common = dict(batch_first=True, dropout=self.dropout, initializer=self.initializer, dtype=self.dtype,
-                      hoist_inputs=self.hoist_inputs)
-        if self.cell == "gru":
-            return rnn_lib.GRU(self.embed_dim, self.hidden_size, self.num_layers, **common)
-        return rnn_lib.LSTM(self.embed_dim, self.hidden_size, self.num_layers, peephole=self.cell == "peephole",
-                            **common)
+        return rnn_lib.Stack(self.embed_dim, self.hidden_size, self.num_layers, cell_factory=self.cell,
+                             cell_options=self.cell_options, batch_first=True, dropout=self.dropout,
+                             initializer=self.initializer, dtype=self.dtype, hoist_inputs=self.hoist_inputs)
 
     def init(self, key) -> dict:
         """Returns ``{'embed': [V, E], 'rnn': [...], 'out': {'w': [H, V] (untied), 'b': [V]}}``."""
@@ -105,7 +96,7 @@ class LanguageModel:
         # N(0, 1) as torch.nn.Embedding; with a 0.1 scale the first ~100 steps of a char LM sat at the
         # unigram loss (BUILD_NOTES.md, issue 4)
         params = {"embed": jax.random.normal(k_e, (self.vocab_size, self.embed_dim)),
-                  "rnn": self._init_rnn(k_r), "out": out}
+                  "rnn": self.rnn.init(k_r), "out": out}
         if self.init_scale is None:
             return params
         leaves, treedef = jax.tree.flatten(params)
@@ -113,29 +104,8 @@ class LanguageModel:
         return jax.tree.unflatten(treedef, [
             jax.random.uniform(k, x.shape, x.dtype, -self.init_scale, self.init_scale) for k, x in zip(keys, leaves)])
 
-    def _init_rnn(self, key):
-        if self.cell not in MIN_CELLS:
-            return self.rnn.init(key)
-        cell = self.min_cell()
-        return [cell.init(k, self.embed_dim if layer == 0 else self.hidden_size)
-                for layer, k in enumerate(jax.random.split(key, self.num_layers))]
-
-    def _apply_min(self, params, x, state, key):
-        """The minGRU/minLSTM stack: ``x [B, T, E]``, ``state [L, B, H]`` -> ``(ys [B, T, H], state)``."""
-        cell = self.min_cell()
-        keys = jax.random.split(key, self.num_layers) if key is not None else [None] * self.num_layers
-        finals = []
-        for layer, p in enumerate(params):
-            h, x = minimal.parallel_unroll(cell, p, x, carry=state[layer], scan="linear")  # x [B, T, H]
-            finals.append(h)
-            if layer < self.num_layers - 1 and self.dropout > 0 and keys[layer] is not None:
-                x = x * _dropout_mask(keys[layer], self.dropout, x.shape, x.dtype)
-        return x, jnp.stack(finals)
-
     def initial_state(self, batch_size: int):
-        """Returns the zero state in the spec's layout: ``h [L, B, H]`` (LSTM: ``LSTMState(h, c)``)."""
-        if self.cell in MIN_CELLS:
-            return self.min_cell().initial_carry((self.num_layers, batch_size))
+        """Returns the zero state in the stack's layout: ``h [L, B, H]`` (LSTM: ``LSTMState(h, c)``)."""
         return self.rnn.cell().initial_carry((self.num_layers, batch_size))
 
     def apply(self, params, tokens, state=None, *, dropout_key=None, deterministic: bool = True):
@@ -146,14 +116,10 @@ class LanguageModel:
                                            dropout_key=dropout_key, deterministic=deterministic,
                                            embed_rate=embed_rate)  # x [B, T, E]
         state = self.initial_state(tokens.shape[0]) if state is None else state
-        if self.cell in MIN_CELLS:
-            ys, state = self._apply_min(params["rnn"], x, state, rnn_key)
-        else:
-            ys, state = self.rnn.apply(params["rnn"], x, None, state, dropout_key=rnn_key,
-                                       deterministic=deterministic)
+        ys, state = self.rnn.apply(params["rnn"], x, None, state, dropout_key=rnn_key, deterministic=deterministic)
         ys = ys.astype(jnp.float32)  # [B, T, H]
         if out_key is not None and out_rate > 0:
-            ys = ys * _dropout_mask(out_key, out_rate, ys.shape, ys.dtype)
+            ys = dropout_lib.dropout(out_key, out_rate, ys)
         w = params["embed"].T if self.tie_embeddings else params["out"]["w"]  # [H, V]
         if self.head_dtype is None:
             logits = ys @ w  # [B, T, V]

@@ -450,3 +450,20 @@ def test_covering_design_is_pairwise():
     for i, j in itertools.combinations(range(7), 2):
         for a, b in itertools.product(levels[i], levels[j]):
             assert (i, a, j, b) in seen, (i, a, j, b)
+
+
+def test_to_torch_reads_any_stacks_cell_record():
+    """A generic Stack of a torch-compatible cell converts (its cell's kind and options decide)."""
+    from rnn_jax import Stack
+    stack = Stack(I, H, 2, cell_factory="lstm", cell_options={"proj_size": P}, bidirectional=True)
+    params = stack.init(jax.random.key(0))
+    module = to_torch(stack, params)
+    assert isinstance(module, torch.nn.LSTM) and module.proj_size == P
+    x = np.asarray(jax.random.normal(jax.random.key(1), (5, 2, I)))
+    with torch.no_grad():
+        want = module(torch.tensor(x))[0].numpy()
+    assert_close(stack.apply(params, x)[0], want)
+    with pytest.raises(ValueError, match="no 'min_gru' cell"):
+        to_torch(Stack(I, H, cell_factory="min_gru"), Stack(I, H, cell_factory="min_gru").init(jax.random.key(0)))
+    with pytest.raises(TypeError, match="Stack"):
+        to_torch("lstm", params)

@@ -55,11 +55,17 @@ def test_language_model_carried_state_equals_one_pass():
     assert_close(state, state_full)
 
 
-def test_language_model_step_equals_apply():
-    state = LM.initial_state(B)
+def test_language_model_step_by_step_decoding_equals_pytorch():
+    """Feeding one token at a time (`step`, as `rnn_jax.decoding` does) against torch fed the same way."""
+    emb, rnn, out = _torch_lm(LM, LM_PARAMS)
+    state, torch_state = LM.initial_state(B), None
     for t in range(T):
         state, logits = LM.step(LM_PARAMS, state, jnp.asarray(TOKENS[:, t]))
-    assert_close(logits, LM_APPLY(LM_PARAMS, TOKENS)[0][:, -1])
+        with torch.no_grad():
+            ys, torch_state = rnn(emb(torch.tensor(TOKENS[:, t:t + 1], dtype=torch.long)), torch_state)
+            expected = out(ys[:, 0]).numpy()
+        assert_close(logits, expected, err_msg=f"step {t}")
+    assert_close((state.h, state.c), tuple(s.numpy() for s in torch_state))
 
 
 def test_language_model_loss_is_the_masked_sum():
@@ -73,24 +79,46 @@ def test_language_model_loss_is_the_masked_sum():
     np.testing.assert_allclose(float(loss_sum), nll[mask].sum(), rtol=1e-5)
 
 
-def test_language_model_dropout_is_active_only_in_training():
+def _inverted_mask(key, rate, shape):
+    """The inverted-dropout mask drawn by hand: keep with probability 1 - rate, scaled by 1 / (1 - rate)."""
+    return np.asarray(jax.random.bernoulli(key, 1.0 - rate, shape), np.float32) / (1.0 - rate)
+
+
+def _lm_by_hand(model, params, key, embed_rate, out_rate):
+    """The model's logits in training with every dropout mask applied by hand, keys as documented.
+
+    The key splits three ways (embedding, stack, output); the stack's own dropout (between layers) is
+    checked against layers run by hand in tests/test_rnn.py, so here it runs as the stack.
+    """
+    k_embed, k_rnn, k_out = jax.random.split(key, 3)
+    x = np.asarray(params["embed"])[TOKENS]  # [B, T, E]
+    if embed_rate:
+        x = x * _inverted_mask(k_embed, embed_rate, x.shape)
+    ys, _ = model.rnn.apply(params["rnn"], x, dropout_key=k_rnn, deterministic=False)
+    ys = np.asarray(ys)
+    if out_rate:
+        ys = ys * _inverted_mask(k_out, out_rate, ys.shape)
+    return ys @ np.asarray(params["out"]["w"]) + np.asarray(params["out"]["b"])
+
+
+def test_language_model_dropout_equals_hand_applied_masks():
     key = jax.random.key(3)
-    a, _ = LM.apply(LM_PARAMS, TOKENS, dropout_key=key, deterministic=False)
-    b, _ = LM.apply(LM_PARAMS, TOKENS, dropout_key=key, deterministic=False)
-    assert_close(a, b, "exact")  # same key, same masks
-    assert not np.allclose(a, LM_APPLY(LM_PARAMS, TOKENS)[0])
-    assert_close(LM.apply(LM_PARAMS, TOKENS, dropout_key=key, deterministic=True)[0], LM_APPLY(LM_PARAMS, TOKENS)[0])
+    train, _ = LM.apply(LM_PARAMS, TOKENS, dropout_key=key, deterministic=False)
+    assert_close(train, _lm_by_hand(LM, LM_PARAMS, key, 0.3, 0.3))
+    # at evaluation no site drops anything: the logits of the plain forward pass
+    assert_close(LM.apply(LM_PARAMS, TOKENS, dropout_key=key, deterministic=True)[0], LM_APPLY(LM_PARAMS, TOKENS)[0],
+                 "exact")
 
 
 def test_dropout_sites_are_set_apart():
-    """With embedding and output dropout off, a one-layer model has no dropout left (none between layers)."""
-    one = LanguageModel(V, E, H, num_layers=1, dropout=0.5, embed_dropout=0.0, output_dropout=0.0)
-    params = one.init(jax.random.key(5))
-    train, _ = one.apply(params, TOKENS, dropout_key=jax.random.key(6), deterministic=False)
-    assert_close(train, one.apply(params, TOKENS)[0], "exact")
-    only_out = LanguageModel(V, E, H, num_layers=1, dropout=0.0, embed_dropout=0.0, output_dropout=0.5)
-    train, _ = only_out.apply(params, TOKENS, dropout_key=jax.random.key(6), deterministic=False)
-    assert not np.allclose(train, one.apply(params, TOKENS)[0])
+    """Each site's rate acts at its own site only; a one-layer model has none between layers."""
+    key = jax.random.key(6)
+    for embed_rate, out_rate in ((0.0, 0.0), (0.0, 0.5), (0.4, 0.0)):
+        model = LanguageModel(V, E, H, num_layers=1, dropout=0.5, embed_dropout=embed_rate, output_dropout=out_rate)
+        params = model.init(jax.random.key(5))
+        train, _ = model.apply(params, TOKENS, dropout_key=key, deterministic=False)
+        assert_close(train, _lm_by_hand(model, params, key, embed_rate, out_rate),
+                     err_msg=f"embed {embed_rate} output {out_rate}")
     with pytest.raises(ValueError, match="output_dropout must lie in"):
         LanguageModel(V, E, H, output_dropout=1.0)
 
@@ -119,7 +147,7 @@ def test_embed_tokens_rates():
     assert 0.2 < kept.mean() < 0.8
     assert_close(np.asarray(x)[kept], 2 * np.asarray(table[TOKENS])[kept], "exact")  # inverted dropout
     assert embed_tokens(table, TOKENS, rate=0.5, dropout_key=key, deterministic=True)[1] is None
-    with pytest.raises(ValueError, match="embed_rate must be in"):
+    with pytest.raises(ValueError, match="embed_rate must lie in"):
         embed_tokens(table, TOKENS, rate=0.5, dropout_key=key, deterministic=False, embed_rate=1.0)
     with pytest.raises(ValueError, match=r"tokens must have shape \[batch, time\]"):
         embed_tokens(table, TOKENS[0], rate=0.0, dropout_key=None, deterministic=True)
@@ -176,19 +204,63 @@ def test_minimal_cell_language_model_equals_a_sequential_stack(kind):
     """min_gru/min_lstm layers (parallel scan) against the same layers unrolled step by step."""
     import rnn_jax
     model = LanguageModel(V, E, H, num_layers=2, cell=kind)
+    assert model.rnn.runs_parallel
     params = model.init(jax.random.key(7))
     state0 = jax.random.normal(jax.random.key(8), (2, B, H))
     logits, state = model.apply(params, TOKENS, state0)
     x = params["embed"][TOKENS]
     finals = []
+    cell = model.rnn.cell()
     for layer, p in enumerate(params["rnn"]):
-        h, x = rnn_jax.unroll(model.min_cell(), p, x, carry=state0[layer])
+        h, x = rnn_jax.unroll(cell, p["forward"], x, carry=state0[layer])
         finals.append(h)
     assert_close(logits, x @ params["out"]["w"] + params["out"]["b"][None, None, :])
     assert_close(state, jnp.stack(finals))
     first, mid = model.apply(params, TOKENS[:, :4], state0)
     second, _ = model.apply(params, TOKENS[:, 4:], mid)
     assert_close(jnp.concatenate([first, second], axis=1), logits)
+
+
+def test_peephole_language_model_equals_its_cells_unrolled_by_hand():
+    """A cell option (Graves's peepholes) reaches every layer: the stack against `unroll` layer by layer."""
+    import rnn_jax
+    model = LanguageModel(V, E, H, num_layers=2, cell="lstm", cell_options={"peephole": True})
+    assert model.cell_options == (("peephole", True),)
+    params = model.init(jax.random.key(11))
+    assert {"w_ci", "w_cf", "w_co"} <= set(params["rnn"][1]["forward"])
+    logits, state = model.apply(params, TOKENS)
+    x = params["embed"][TOKENS]
+    for layer in range(2):
+        _, x = rnn_jax.unroll(rnn_jax.lstm(H, peephole=True), params["rnn"][layer]["forward"], x)
+    assert_close(logits, x @ params["out"]["w"] + params["out"]["b"][None, None, :])
+    assert state.h.shape == (2, B, H)
+
+
+def test_models_with_equal_configs_are_equal_and_hash_alike():
+    """Models are jit static arguments: options given as a dict, pairs or in another order are one model."""
+    a = LanguageModel(V, E, H, cell="lstm", cell_options={"peephole": True, "proj_size": 0})
+    b = LanguageModel(V, E, H, cell="lstm", cell_options=(("proj_size", 0), ("peephole", True)))
+    assert a == b and hash(a) == hash(b)
+    assert a != LanguageModel(V, E, H, cell="lstm")
+    c = Classifier(V, E, H, C, cell="gru", cell_options={"variant": "cho"})
+    assert hash(c) == hash(Classifier(V, E, H, C, cell="gru", cell_options=(("variant", "cho"),)))
+    with pytest.raises(ValueError, match="cell must be one of"):
+        LanguageModel(V, E, H, cell="peephole")
+    with pytest.raises(ValueError, match="set by the stack"):
+        LanguageModel(V, E, H, cell_options={"bias": False}).rnn.cell()
+
+
+@pytest.mark.parametrize("cell,options", [("gru", ()), ("lstm", (("proj_size", 3),)), ("min_gru", ())])
+def test_classifier_takes_any_cell(cell, options):
+    """The classifier's stack is the generic one: its logits equal the stack applied by hand."""
+    model = Classifier(V, E, H, C, num_layers=1, cell=cell, cell_options=options, pooling="mean")
+    params = model.init(jax.random.key(12))
+    ys, _ = model.rnn.apply(params["rnn"], params["embed"][TOKENS], LENGTHS)
+    out_size = dict(options).get("proj_size", H)
+    assert ys.shape == (B, T, 2 * out_size)
+    feats = np.asarray(ys).sum(1) / LENGTHS[:, None]
+    expected = feats @ np.asarray(params["out"]["w"]) + np.asarray(params["out"]["b"])
+    assert_close(model.apply(params, TOKENS, LENGTHS), expected)
 
 
 def test_classifier_word_dropout_replaces_words_by_unk():
