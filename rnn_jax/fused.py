@@ -94,21 +94,15 @@ def _fused_fwd(cell, params, xs, carry0, valid, reverse, unroll, hoist):
     return (final, ys), (params, xs, carry0, valid, proj, carries, zh)
 
 
-def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
-    params, xs, carry0, valid, proj, carries, zh = res
-    d_final, d_ys = cts
-    cdt = cell.compute_dtype(params)
-    w_hh = params["w_hh"]
-    # W_hh^T materialised once: XLA would otherwise fold the transpose into every step's dot, whose
-    # transposed-operand form ran about 25% slower on XLA:CPU (BUILD_NOTES.md, issue 3)
-    pc = _cast_matrices(params, cdt)
-    w_hh_t = jax.lax.optimization_barrier(jnp.transpose(pc["w_hh"]))  # [G*H, R]
-    tparams = _tail_params(params)
-    # carry entering each step: the previous step's carry in scan order
+def _previous_carries(carries, carry0, reverse: bool):
+    """Returns the carry entering each step ``[T, B, ...]``: the previous step's carry in scan order."""
     if reverse:
-        prev = jax.tree.map(lambda cs, c0: jnp.concatenate([cs[1:], c0[None]], 0), carries, carry0)
-    else:
-        prev = jax.tree.map(lambda cs, c0: jnp.concatenate([c0[None], cs[:-1]], 0), carries, carry0)
+        return jax.tree.map(lambda cs, c0: jnp.concatenate([cs[1:], c0[None]], 0), carries, carry0)
+    return jax.tree.map(lambda cs, c0: jnp.concatenate([c0[None], cs[:-1]], 0), carries, carry0)
+
+
+def _backward_body(cell, tparams, w_hh, w_hh_t, pc, cdt, hoist: bool):
+    """Returns the backward loop's body: per step the gate gradients and ``dh``, never a weight gradient."""
 
     def body(acc, inp):
         d_new, d_tp = acc
@@ -133,11 +127,26 @@ def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
         _, vjp_x = jax.vjp(lambda x: cell.project_inputs(pc, x), inp["xs"])
         return (g_c, d_tp), (g_x, g_zh, vjp_x(g_x.astype(inp["x"].dtype))[0])
 
+    return body
+
+
+def _fused_bwd(cell, reverse, unroll, hoist, res, cts):
+    params, xs, carry0, valid, proj, carries, zh = res
+    d_final, d_ys = cts
+    cdt = cell.compute_dtype(params)
+    w_hh = params["w_hh"]
+    # W_hh^T materialised once: XLA would otherwise fold the transpose into every step's dot, whose
+    # transposed-operand form ran about 25% slower on XLA:CPU (BUILD_NOTES.md, issue 3)
+    pc = _cast_matrices(params, cdt)
+    w_hh_t = jax.lax.optimization_barrier(jnp.transpose(pc["w_hh"]))  # [G*H, R]
+    tparams = _tail_params(params)
+    prev = _previous_carries(carries, carry0, reverse)
     scanned = {"prev": prev, "x": proj, "zh": zh, "dy": d_ys}
     if valid is not None:
         scanned["valid"] = valid
     if not hoist:
         scanned["xs"] = xs
+    body = _backward_body(cell, tparams, w_hh, w_hh_t, pc, cdt, hoist)
     d_tp0 = jax.tree.map(jnp.zeros_like, tparams)
     (d_carry0, d_tp), outs = jax.lax.scan(body, (d_final, d_tp0), scanned, reverse=not reverse, unroll=unroll)
     d_proj, d_zh = outs[:2]
