@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from rnn_jax import (bucket_by_length, cells, lengths_to_mask, mask_to_lengths, pad_sequences, reverse_padded,
                      unroll, vmap_sequences)
+from rnn_jax.sequence import hold_invalid, zero_invalid
 from tests.conftest import assert_close
 
 RNG = np.random.default_rng(0)
@@ -211,3 +212,17 @@ def test_more_padding_and_batch_order_do_not_change_results(lengths, perm, seed,
     assert np.all(ys_m[:, T:] == 0.0)
     for b, L in enumerate(lengths):
         assert np.all(np.asarray(ys)[b, L:] == 0.0)
+
+
+def test_hold_invalid_and_zero_invalid_per_row():
+    """The padding rule of a scan step: invalid rows keep the old carry (every leaf) and output zeros."""
+    valid = jnp.array([True, False, True])
+    new = cells.LSTMState(jnp.ones((3, 2)), 2 * jnp.ones((3, 4)))
+    old = cells.LSTMState(jnp.zeros((3, 2)), -jnp.ones((3, 4)))
+    held = hold_invalid(valid, new, old)
+    assert isinstance(held, cells.LSTMState)
+    assert_close(held.h, np.array([[1, 1], [0, 0], [1, 1]]), "exact")
+    assert_close(held.c, np.array([[2] * 4, [-1] * 4, [2] * 4]), "exact")
+    y = zero_invalid(valid, jnp.full((3, 2), 5.0, jnp.bfloat16))
+    assert y.dtype == jnp.bfloat16
+    assert_close(y.astype(jnp.float32), np.array([[5, 5], [0, 0], [5, 5]]), "exact")
