@@ -37,7 +37,8 @@ LN2 = float(np.log(2.0))
 def build_model(config, vocab_size: int) -> LanguageModel:
     """Returns the `LanguageModel` of `config` for a vocabulary of `vocab_size`."""
     return LanguageModel(vocab_size, config.hidden if config.tie_embeddings else config.embed, config.hidden,
-                         config.layers, cell=config.cell, dropout=config.dropout, embed_dropout=config.embed_dropout,
+                         config.layers, cell=config.cell, cell_options=config.cell_options,
+                         dropout=config.dropout, embed_dropout=config.embed_dropout,
                          output_dropout=config.output_dropout, tie_embeddings=config.tie_embeddings,
                          init_scale=config.init_scale, hoist_inputs=config.hoist_inputs)
 

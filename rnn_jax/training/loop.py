@@ -250,5 +250,13 @@ def train_and_evaluate(task: Task, settings: LoopSettings, workdir: str | os.Pat
 
 
 def describe(metrics: Mapping[str, Any]) -> str:
-    """Returns ``'loss=1.2345 accuracy=0.8512'``: a set's scalar metrics on one line (counts left out)."""
-    return " ".join(f"{k}={v:.4f}" if math.isfinite(v) else f"{k}={v}" for k, v in _scalars("", metrics).items())
+    """Returns ``'accuracy=0.8512 examples=872 loss=0.3456'``: a set's scalar metrics on one line, counts left out."""
+    shown = []
+    for k, v in metrics.items():
+        if isinstance(v, (bool, np.bool_)) or k == "count" or k.endswith("_count"):
+            continue
+        if isinstance(v, (int, np.integer)):
+            shown.append(f"{k}={v}")
+        elif isinstance(v, (float, np.floating)):
+            shown.append(f"{k}={v:.4f}" if math.isfinite(v) else f"{k}={v}")
+    return " ".join(shown)
