@@ -162,7 +162,7 @@ def main(argv):
     f = flags.FLAGS
     if f.mode == "sample":
         print(sample_from_checkpoint(f.workdir, f.prime, f.sample_length, temperature=f.temperature,
-                                     top_k=f.top_k or None, seed=f.seed))
+                                     top_k=f.top_k or None, seed=f.sample_seed))
         return
     results = train_and_evaluate(config, f.workdir)
     harness.print_results(results, ("valid", "test"))
@@ -177,5 +177,5 @@ if __name__ == "__main__":
     flags.DEFINE_integer("sample_length", 500, "--mode=sample: tokens to draw.")
     flags.DEFINE_float("temperature", 0.8, "--mode=sample: temperature (> 0).")
     flags.DEFINE_integer("top_k", 0, "--mode=sample: draw among the k most likely tokens (0: all).")
-    flags.DEFINE_integer("seed", 0, "--mode=sample: seed of the draws.")
+    flags.DEFINE_integer("sample_seed", 0, "--mode=sample: seed of the draws (training's is --config.seed).")
     app.run(main)

@@ -50,7 +50,8 @@ class SentimentTask(training.Task):
                                             lambda: sst_data.sst_vocabulary(self.train), lambda v, p: v.save(p))
         unk = self.vocab.unk_id
         self.model = Classifier(len(self.vocab), config.embed, config.hidden, self.num_classes, config.layers,
-                                cell=config.cell, pooling=config.pooling, dropout=config.dropout,
+                                cell=config.cell, cell_options=config.cell_options, pooling=config.pooling,
+                                dropout=config.dropout,
                                 word_dropout=config.word_dropout, unk_id=unk)
         self.steps_per_epoch = sum(1 for _ in self._epoch(0))
         self.total_steps = self.steps_per_epoch * config.epochs

@@ -6,7 +6,7 @@ issues 4 and 10); this host's speed drifts 10-15% within an hour.
 
 * ``char`` (default): tiny Shakespeare, 2 x 512 LSTM, dropout 0.25 between the layers, Adam 3e-3 cosine
   over 1400 steps, clipping 5, 64 x 100 characters; evaluation as one stream.
-  ``python -m experiments.char_lm --workdir=W``: about 25 min, validation 1.357 / test 1.489 nats per
+  ``python -m experiments.char_lm --workdir=W``: 25-27 min, validation 1.357 / test 1.489 nats per
   character (2.148 bpc; goal 1.50, the PyTorch reference 1.509 in 30 min).
 * ``ptb_char``: the same model on Penn Treebank characters, 2700 steps, evaluated every 1350.
   ``python -m experiments.char_lm --config=experiments/configs/char_lm.py:ptb_char --workdir=W``:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
+from rnn_jax.checks import check_size
 from rnn_jax.training.state import TrainState
 
 
@@ -81,9 +82,8 @@ class Checkpointer:
     def __init__(self, workdir: str | os.PathLike, *, save_every: int, keep: int = 3,
                  best_metric: str | None = None, best_mode: str = "min", subdir: str = "checkpoints",
                  async_save: bool = True):
-        for name, value in (("save_every", save_every), ("keep", keep)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_size("save_every", save_every)
+        check_size("keep", keep)
         if best_mode not in ("min", "max"):
             raise ValueError(f"best_mode must be 'min' or 'max', got {best_mode!r}")
         self.directory = os.path.abspath(os.path.join(os.fspath(workdir), subdir))

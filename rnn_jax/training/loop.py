@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
+from rnn_jax.checks import check_size
 from rnn_jax.training import sharding
 from rnn_jax.training.checkpoint import Checkpointer
 from rnn_jax.training.evaluation import evaluate_set
@@ -72,11 +73,11 @@ class LoopSettings:
     tensorboard: bool = True
 
     def __post_init__(self):
-        for name in ("log_every", "eval_every", "save_every", "keep"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be an integer >= 1{' or None' if name[-5:] == 'every' else ''}, "
-                                 f"got {value!r}")
+        check_size("log_every", self.log_every)
+        check_size("keep", self.keep)
+        for name in ("eval_every", "save_every"):  # None: at each epoch / evaluation
+            if getattr(self, name) is not None:
+                check_size(name, getattr(self, name))
         if self.best_mode not in ("min", "max"):
             raise ValueError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
 
@@ -91,8 +92,7 @@ class _Run:
     """One call of `train_and_evaluate`: the compiled steps, the mesh, the writers, the cadence."""
 
     def __init__(self, task: Task, settings: LoopSettings, workdir: Path, print_fn: Callable[[str], None]):
-        if isinstance(task.total_steps, bool) or not isinstance(task.total_steps, int) or task.total_steps < 1:
-            raise ValueError(f"task.total_steps must be an integer >= 1, got {task.total_steps!r}")
+        check_size("task.total_steps", task.total_steps)
         if task.dev_set not in task.eval_sets:
             raise ValueError(f"task.dev_set {task.dev_set!r} is not one of its eval_sets {sorted(task.eval_sets)}")
         self.task, self.settings, self.workdir, self.print = task, settings, workdir, print_fn

@@ -23,6 +23,8 @@ import jax
 import numpy as np
 from absl import logging
 
+from rnn_jax.checks import check_size
+
 METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 CURVES_FILE = "loss_curves.png"
@@ -111,8 +113,7 @@ class ProgressLine:
 
     def __init__(self, total_steps: int, *, every_seconds: float = 30.0, start_step: int = 0,
                  print_fn: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic):
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}")
+        check_size("total_steps", total_steps)
         if not every_seconds >= 0:
             raise ValueError(f"every_seconds must be >= 0, got {every_seconds}")
         self.total_steps, self.every_seconds = total_steps, every_seconds

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rnn_jax.checks import check_size
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "linear_warmup_cosine", "step")
 
@@ -70,13 +72,6 @@ def create_train_state(params, tx: optax.GradientTransformation, key: jax.Array)
     return TrainState(params=params, opt_state=tx.init(params), step=jnp.zeros((), jnp.int32), key=key, tx=tx)
 
 
-def _positive_int(name: str, value, *, allow_zero: bool = False) -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 def make_schedule(learning_rate: float, schedule: str = "constant", *, warmup_steps: int = 0,
                   total_steps: int | None = None, min_lr_ratio: float = 0.0, decay_start: int | None = None,
                   decay_every: int | None = None, decay_factor: float = 0.5) -> optax.Schedule:
@@ -99,14 +94,14 @@ def make_schedule(learning_rate: float, schedule: str = "constant", *, warmup_st
         raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    _positive_int("warmup_steps", warmup_steps, allow_zero=True)
+    check_size("warmup_steps", warmup_steps, 0)
     lr = float(learning_rate)
     if schedule == "linear_warmup_cosine" and warmup_steps < 1:
         raise ValueError(f"schedule 'linear_warmup_cosine' needs warmup_steps >= 1, got {warmup_steps}")
     if schedule in ("cosine", "linear_warmup_cosine"):
         if total_steps is None:
             raise ValueError(f"schedule {schedule!r} needs total_steps")
-        _positive_int("total_steps", total_steps)
+        check_size("total_steps", total_steps)
         if total_steps <= warmup_steps:
             raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})")
         if not 0.0 <= min_lr_ratio <= 1.0:
@@ -116,8 +111,8 @@ def make_schedule(learning_rate: float, schedule: str = "constant", *, warmup_st
         if decay_start is None or decay_every is None:
             raise ValueError(f"schedule 'step' needs decay_start and decay_every, got decay_start="
                              f"{decay_start!r}, decay_every={decay_every!r}")
-        _positive_int("decay_start", decay_start, allow_zero=True)
-        _positive_int("decay_every", decay_every)
+        check_size("decay_start", decay_start, 0)
+        check_size("decay_every", decay_every)
         if not 0.0 < decay_factor <= 1.0:
             raise ValueError(f"decay_factor must lie in (0, 1], got {decay_factor}")
 

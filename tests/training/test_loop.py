@@ -89,7 +89,7 @@ def test_a_non_finite_loss_stops_the_run_naming_the_step(tmp_path):
 
 
 def test_settings_and_task_errors(tmp_path):
-    with pytest.raises(ValueError, match="eval_every must be an integer >= 1 or None"):
+    with pytest.raises(ValueError, match="eval_every must be an integer >= 1, got 0"):
         training.LoopSettings(eval_every=0)
     with pytest.raises(ValueError, match="best_mode"):
         training.LoopSettings(best_mode="up")
