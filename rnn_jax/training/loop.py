@@ -82,6 +82,14 @@ class LoopSettings:
             raise ValueError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
 
 
+def _items(position: int, carry) -> dict:
+    """The arrays a checkpoint holds beside the train state: the data position and the carry (if any)."""
+    items = {"data": {"position": np.asarray(position, np.int64)}}
+    if carry is not None:
+        items["carry"] = carry
+    return items
+
+
 def _scalars(prefix: str, metrics: Mapping[str, Any]) -> dict[str, float]:
     """The metrics worth a curve: finite-or-not floats, counts left out, names prefixed."""
     return {f"{prefix}{k}": float(v) for k, v in metrics.items()
@@ -120,10 +128,7 @@ class _Run:
         first = next(task.train_batches(0, jax.process_index(), jax.process_count()))
         self.local_batch_size = sharding.check_divisible(first, len(self.mesh.local_devices), "training batch")
         carry = self.initial_carry()
-        items = {"data": {"position": np.zeros((), np.int64)}}
-        if carry is not None:
-            items["carry"] = carry
-        restored = self.ckpt.restore_latest(state, items=items)
+        restored = self.ckpt.restore_latest(state, items=_items(0, carry))  # the template of what was saved
         if restored is None:
             return state, 0, carry
         state, _, items = restored
@@ -154,20 +159,19 @@ class _Run:
         if self.task.steps_per_epoch:
             scalars["epoch"] = step / self.task.steps_per_epoch
         ranked = None
-        if step % self.eval_every == 0 or step == self.total:
+        if self.is_eval_point(step):
             dev = _scalars(f"{self.task.dev_set}_", self.evaluate_dev(step, state))
             scalars.update(dev)
             ranked = {k: v for k, v in dev.items() if k == self.settings.best_metric}
         writer.write(step, scalars)
         progress.update(step, loss=train["loss"])
-        items = {"data": {"position": np.asarray(position, np.int64)}}
-        if carry is not None:
-            items["carry"] = carry
-        self.ckpt.save(step, state, items=items, metrics=ranked, force=step == self.total)
+        self.ckpt.save(step, state, items=_items(position, carry), metrics=ranked, force=step == self.total)
+
+    def is_eval_point(self, step: int) -> bool:
+        return step % self.eval_every == 0 or step == self.total
 
     def is_log_point(self, step: int) -> bool:
-        return (step % self.settings.log_every == 0 or step % self.eval_every == 0 or self.ckpt.should_save(step)
-                or step == self.total)
+        return step % self.settings.log_every == 0 or self.is_eval_point(step) or self.ckpt.should_save(step)
 
     def train(self, state, position: int, carry):
         """Runs the steps left; returns the final state."""
