@@ -17,8 +17,9 @@ leaf is the batch: ``carry_batch_axis`` (0 by default; 1 for the ``[L, B, H]`` s
 their results are discarded. `lengths_of` turns the tokens into lengths.
 
 The pieces a beam search shares with these two are public: `filter_logits`, `finish_tokens` (pad what
-comes after eos and update the finished mask) and `hold_carry`. Decoding runs as one `lax.scan`, so it
-jit-compiles once per length.
+comes after eos and update the finished mask), `hold_carry` and `lengths_of`. Decoding runs as one
+`lax.scan`, so it jit-compiles once per length. Beam search over the same step functions lives in its own
+module, which builds on this one: ``from rnn_jax.beam_search import beam_search``.
 """
 
 from __future__ import annotations
