@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from absl import flags, logging
 import ml_collections
+import numpy as np
 from ml_collections import config_flags
 
 from rnn_jax import training
@@ -60,6 +62,24 @@ def loop_settings(config: ml_collections.ConfigDict, *, best_metric: str | None,
                                  best_mode=best_mode, seed=config.seed)
 
 
+def run_task(task: training.Task, config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+             best_metric: str | None, best_mode: str = "min") -> dict:
+    """Trains `task` in `workdir` (resuming), selects by `best_metric`, evaluates every set; returns results."""
+    settings = loop_settings(config, best_metric=best_metric, best_mode=best_mode)
+    return training.train_and_evaluate(task, settings, workdir, config=config.to_dict())
+
+
+def main_of(train_and_evaluate: Callable, names=("dev", "test")) -> Callable:
+    """Returns an absl ``main(argv)`` that runs ``train_and_evaluate(config, workdir)`` and prints `names`."""
+
+    def main(argv):
+        del argv
+        config = start()
+        print_results(train_and_evaluate(config, FLAGS.workdir), names)
+
+    return main
+
+
 def config_from_workdir(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
     """Returns the config a run in `workdir` was started with (its ``config.json``)."""
     return ml_collections.ConfigDict(training.read_config(workdir))
@@ -70,3 +90,23 @@ def print_results(results: Mapping[str, Any], names) -> None:
     print(json.dumps({k: results[k] for k in ("step", "selected_step", "wall_time_s")}, indent=1))
     for name in names:
         print(f"{name}: {training.describe(results[name])}")
+
+
+def plot_confusion(path: Path, confusion, labels) -> None:
+    """Writes a confusion-matrix PNG (rows: true labels, columns: predictions)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(confusion)
+    fig = Figure(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

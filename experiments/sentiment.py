@@ -96,42 +96,16 @@ class SentimentTask(training.Task):
 
     def artifacts(self, params, workdir, results):
         if jax.process_index() == 0:
-            plot_confusion(Path(workdir) / "confusion.png", results["test"]["confusion"], LABELS[self.num_classes])
+            harness.plot_confusion(Path(workdir) / "confusion.png", results["test"]["confusion"], LABELS[self.num_classes])
         return {}
-
-
-def plot_confusion(path: Path, confusion, labels) -> None:
-    """Writes a confusion-matrix PNG (rows: true labels, columns: predictions)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(confusion)
-    fig = Figure(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
 
 
 def train_and_evaluate(config, workdir) -> dict:
     """Trains (resuming from the workdir), selects by dev accuracy, evaluates test once; returns the results."""
-    task = SentimentTask(config, workdir)
-    settings = harness.loop_settings(config, best_metric="dev_accuracy", best_mode="max")
-    return training.train_and_evaluate(task, settings, workdir, config=config.to_dict())
+    return harness.run_task(SentimentTask(config, workdir), config, workdir, best_metric="dev_accuracy", best_mode="max")
 
 
-def main(argv):
-    del argv
-    config = harness.start()
-    results = train_and_evaluate(config, harness.FLAGS.workdir)
-    harness.print_results(results, ("dev", "test"))
+main = harness.main_of(train_and_evaluate)
 
 
 if __name__ == "__main__":

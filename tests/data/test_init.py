@@ -17,6 +17,7 @@ ALLOWED = {
     "text": {"files", "splits", "text_format", "tfds_builders"},
     "sst": {"files", "splits", "sst_format", "tfds_builders", "vocab"},
     "lm": {"text", "splits", "vocab"},
+    "tagging": {"vocab"},
 }
 
 
