@@ -10,6 +10,13 @@ These builders read with plain Python:
 * ``ptb_char``: ``text``, one decoded line (`text_format.decode_ptb_char_line`); 42,068 / 3,370 / 3,761 examples.
 * ``sst``: ``tree`` (the PTB-style line), ``sentence`` (leaves joined by spaces), ``label`` (root, 0-4);
   8,544 / 1,101 / 2,210 examples.
+* ``ud_english_ewt``, configs ``2.16`` (default) and ``2.2``: ``conllu`` (one sentence's raw CoNLL-U block,
+  comments and multiword/empty-node lines included, without the closing blank line), ``sent_id``;
+  12,544 / 2,001 / 2,077 (2.16) and 12,543 / 2,002 / 2,077 (2.2) examples. Joining the blocks
+  (`conllu_format.join_blocks`) gives the release file back byte for byte.
+* ``multi30k``, configs ``tok`` (default: lowercased, Moses-tokenised) and ``raw``: ``en``, ``de`` (one
+  aligned line each); splits train / validation / test (= test_2016_flickr) / test_2017_flickr /
+  test_2017_mscoco / test_2018_flickr: 29,000 / 1,014 / 1,000 / 1,000 / 461 / 1,071 examples.
 
 Examples keep file order (``disable_shuffling``). Each builder reads the local copy given as the
 download config's ``manual_dir`` (a data root as in `rnn_jax.data.files.locate`: the staged
@@ -18,12 +25,14 @@ the official source with TFDS's download manager (no TensorFlow needed), extract
 (TFDS's extractor writes through ``tf.io.gfile`` and fails without TensorFlow), then checks the same
 sha256. ``TinyShakespeare`` writes the same dataset as the stock TFDS builder, under the stock name and
 byte for byte (tests/data/test_tfds_builders.py); it is not registered, to leave the stock one in place.
-The others register as ``ptb_word``, ``ptb_char`` and ``sst`` when this module is imported.
+The others register as ``ptb_word``, ``ptb_char``, ``sst``, ``ud_english_ewt`` and ``multi30k`` when this module
+is imported. A dataset with configs is prepared under ``tfds_dir/name/config/1.0.0`` (the ``config`` argument).
 
 Typical use: `read_records(name, split, tfds_dir=..., data_dir=...)`, which prepares on first use.
 
-Layering: this module imports only the bottom layer (the parsers `text_format` and `sst_format`, `files`,
-`splits`); the split readers `text` and `sst` import it, never the reverse.
+Layering: this module imports only the bottom layer (the parsers `text_format`, `sst_format`,
+`conllu_format` and `translation_format`, `files`, `splits`); the split readers `text`, `sst`, `ud` and
+`multi30k` import it, never the reverse.
 """
 
 from __future__ import annotations
@@ -38,12 +47,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rnn_jax.data import files, sst_format, text_format
+from rnn_jax.data import conllu_format, files, sst_format, text_format, translation_format
 from rnn_jax.data.splits import SPLITS, canonical_split
 
 _TINY_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 _PTB_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
 _SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
+# the release tag's plain files, e.g. .../r2.16/en_ewt-ud-train.conllu
+_UD_URL = "https://raw.githubusercontent.com/UniversalDependencies/UD_English-EWT/r{version}/{name}"
+# the repository's files by path, e.g. .../data/task1/raw/train.en.gz, .../data/task1/tok/val.lc.norm.tok.de
+_MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/{path}"
 
 _MANUAL = ("Point the download config's manual_dir (the data_dir argument of rnn_jax.data.tfds_builders.prepare, or "
            "$RNN_JAX_DATA) at a folder holding {what} (the staged ../shared/data works); otherwise the builder "
@@ -84,15 +97,20 @@ def _extract(archive: Path) -> Path:
     return out
 
 
-def _locate(dl_manager, relpath: str, alternatives=(), url: str = "", archive: bool = True) -> Path:
+def _locate(dl_manager, relpath: str, alternatives=(), url: str = "", archive: bool = True,
+            fetched_as: str | None = None) -> Path:
     """Returns the path of a source file: from the manual dir (the local copy) if it holds it, else downloaded
-    from `url` (and extracted when `archive`); its sha256 is checked either way."""
+    from `url` (and extracted when `archive`); its sha256 is checked either way (a plain download against
+    the checksum recorded for `fetched_as`, default `relpath`)."""
     root = _local_root(dl_manager)
     if root is not None:  # a configured local copy that lacks the file is an error, never a silent download
         return files.locate(relpath, root, alternatives=alternatives, verify=True)
     fetched = Path(dl_manager.download(url))
     if not archive:
-        files.verify_file(fetched, files.SHA256.get(Path(relpath).name))
+        expected = files.expected_sha256(fetched_as or relpath)
+        if expected is None:
+            raise ValueError(f"no sha256 is recorded for {fetched_as or relpath}; refusing an unchecked download")
+        files.verify_file(fetched, expected)
         return fetched
     return files.locate(relpath, _extract(fetched), alternatives=alternatives, verify=True)
 
@@ -188,51 +206,138 @@ class Sst(tfds.core.GeneratorBasedBuilder):
             yield i, {"tree": line, "sentence": " ".join(tree.leaves()), "label": tree.label}
 
 
-BUILDERS = {"tiny_shakespeare": TinyShakespeare, "ptb_word": PtbWord, "ptb_char": PtbChar, "sst": Sst}
+class UdEnglishEwt(tfds.core.GeneratorBasedBuilder):
+    """ud_english_ewt: Universal Dependencies English EWT, one sentence per example as its raw CoNLL-U block
+    (so predictions can be written back into the file, `conllu_format.replace_tags`); configs by UD release."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=v, description=f"UD English EWT, release r{v}")
+                       for v in files.UD_VERSIONS]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL.format(what="pos/ud-<version>/en_ewt-ud-{train,dev,test}.conllu.gz",
+                                                  url=_UD_URL)
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({"conllu": tfds.features.Text(), "sent_id": tfds.features.Text()}),
+            supervised_keys=None, disable_shuffling=True,
+            homepage="https://universaldependencies.org/treebanks/en_ewt/")
+
+    def _split_generators(self, dl_manager):
+        version, out = self.builder_config.name, {}
+        for split in SPLITS:
+            relpath, alternatives = files.ud_relpath(split, version)
+            plain = alternatives[0]  # what the release serves
+            url = _UD_URL.format(version=version, name=Path(plain).name)
+            path = _locate(dl_manager, relpath, alternatives, url=url, archive=False, fetched_as=plain)
+            out[split] = self._generate_examples(files.read_text(path), str(path))
+        return out
+
+    def _generate_examples(self, text, origin):
+        for i, block in enumerate(conllu_format.iter_sentence_blocks(text, origin)):
+            yield i, {"conllu": block.text, "sent_id": block.sent_id or ""}
 
 
-def prepare(name: str, *, tfds_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None
-            ) -> tfds.core.DatasetBuilder:
-    """Prepares dataset `name` as array_record under ``tfds_dir/name/1.0.0`` (if not yet there); returns the builder.
+class Multi30k(tfds.core.GeneratorBasedBuilder):
+    """multi30k: Multi30k task 1 English-German sentence pairs (WMT16-18 multimodal translation, text only);
+    configs ``tok`` (lowercased, normalised, Moses-tokenised) and ``raw``."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="tok", description="data/task1/tok/*.lc.norm.tok.{en,de}"),
+                       tfds.core.BuilderConfig(name="raw", description="data/task1/raw/*.{en,de}.gz")]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL.format(what="translation/multi30k/{raw,tok}/", url=_MULTI30K_URL)
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({lang: tfds.features.Text() for lang in files.MULTI30K_LANGUAGES}),
+            supervised_keys=("en", "de"), disable_shuffling=True,
+            homepage="https://github.com/multi30k/dataset")
+
+    def _split_generators(self, dl_manager):
+        tokenized, out = self.builder_config.name == "tok", {}
+        for split in files.MULTI30K_STEMS:
+            texts = {}
+            for lang in files.MULTI30K_LANGUAGES:
+                relpath, alternatives = files.multi30k_relpath(split, lang, tokenized)
+                official = alternatives[-1]  # data/task1/...
+                path = _locate(dl_manager, relpath, alternatives, url=_MULTI30K_URL.format(path=official),
+                               archive=False, fetched_as=official)
+                texts[lang] = (files.read_text(path), str(path))
+            (en, en_origin), (de, de_origin) = texts["en"], texts["de"]
+            out[split] = self._generate_examples(translation_format.parallel_lines(en, de, en_origin, de_origin))
+        return out
+
+    def _generate_examples(self, pairs):
+        for i, (en, de) in enumerate(pairs):
+            yield i, {"en": en, "de": de}
+
+
+BUILDERS = {"tiny_shakespeare": TinyShakespeare, "ptb_word": PtbWord, "ptb_char": PtbChar, "sst": Sst,
+            "ud_english_ewt": UdEnglishEwt, "multi30k": Multi30k}
+# a dataset's split name from a caller's (aliases); SPLITS' aliases unless listed
+_SPLIT_NAME = {"multi30k": files.multi30k_split}
+
+
+def _builder_class(name: str, config: str | None) -> tuple[type, str | None]:
+    """Returns the builder class of `name` and its config name (the first config when None; None when the
+    builder has no configs); ValueError for an unknown name or config."""
+    try:
+        cls = BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"name must be one of {sorted(BUILDERS)}, got {name!r}") from None
+    configs = [c.name for c in cls.BUILDER_CONFIGS]
+    if not configs:
+        if config is not None:
+            raise ValueError(f"config must be None for {name} (it has no configs), got {config!r}")
+        return cls, None
+    if config is None:
+        return cls, configs[0]
+    if config not in configs:
+        raise ValueError(f"config must be one of {configs} for {name}, got {config!r}")
+    return cls, config
+
+
+def prepare(name: str, *, tfds_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+            config: str | None = None) -> tfds.core.DatasetBuilder:
+    """Prepares dataset `name` as array_record under ``tfds_dir/name[/config]/1.0.0`` (if not yet there);
+    returns the builder.
 
     Args:
       name: a key of `BUILDERS`.
       tfds_dir: where the prepared dataset goes (writable; never the read-only data root).
       data_dir: the local copy's root (see `files.data_root`; None: ``$RNN_JAX_DATA``). Only with neither is
         the official source downloaded; a configured root that lacks the files raises FileNotFoundError.
+      config: the builder config of a dataset that has configs (``ud_english_ewt``: ``"2.16"`` / ``"2.2"``,
+        ``multi30k``: ``"tok"`` / ``"raw"``); None: its first config.
     """
-    try:
-        cls = BUILDERS[name]
-    except KeyError:
-        raise ValueError(f"name must be one of {sorted(BUILDERS)}, got {name!r}") from None
+    cls, config = _builder_class(name, config)
     root = files.data_root(data_dir)
     if root is not None and not root.is_dir():
         raise FileNotFoundError(f"the data directory {root} (from the data_dir argument or ${files.ENV_VAR}) does "
                                 "not exist; point it at the folder holding charlm/ and sentiment/, or leave both "
                                 "unset to download the official source")
-    builder = cls(data_dir=os.fspath(tfds_dir), file_format="array_record")
+    kwargs = {"config": config} if config is not None else {}
+    builder = cls(data_dir=os.fspath(tfds_dir), file_format="array_record", **kwargs)
     config = tfds.download.DownloadConfig(manual_dir=os.fspath(root) if root is not None else None)
     builder.download_and_prepare(download_config=config)
     return builder
 
 
-def _prepared_dir(base: Path, name: str) -> Path | None:
-    path = base / name / str(BUILDERS[name].VERSION)
+def _prepared_dir(base: Path, name: str, config: str | None = None) -> Path | None:
+    path = base / name / (config or "") / str(BUILDERS[name].VERSION)
     return path if (path / "dataset_info.json").is_file() else None
 
 
 def data_source(name: str, split: str, *, tfds_dir: str | os.PathLike | None = None,
-                data_dir: str | os.PathLike | None = None, download: bool = True):
+                data_dir: str | os.PathLike | None = None, download: bool = True, config: str | None = None):
     """Returns the TFDS random-access data source (``ArrayRecordDataSource``) of one split, no TensorFlow.
 
-    Looks for a prepared copy in `tfds_dir`, then in ``<data root>/tfds`` (read-only staged copies such as
-    tiny_shakespeare), then (only when `tfds_dir` is None) in the TFDS default folder (``$TFDS_DATA_DIR`` or
-    ``~/tensorflow_datasets``); if none and `download`, prepares `name` into `tfds_dir` (or the default
-    folder) from the local copy under the data root, or else from the official source.
+    Looks for a prepared copy (of `config`, see `prepare`) in `tfds_dir`, then in ``<data root>/tfds``
+    (read-only staged copies such as tiny_shakespeare), then (only when `tfds_dir` is None) in the TFDS default
+    folder (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``); if none and `download`, prepares `name` into
+    `tfds_dir` (or the default folder) from the local copy under the data root, or else from the official source.
     """
-    split = canonical_split(split)
-    if name not in BUILDERS:
-        raise ValueError(f"name must be one of {sorted(BUILDERS)}, got {name!r}")
+    _, config = _builder_class(name, config)
+    split = _SPLIT_NAME.get(name, canonical_split)(split)
     root = files.data_root(data_dir)
     default_dir = Path(os.path.expanduser(os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")))
     bases = [Path(tfds_dir)] if tfds_dir is not None else []
@@ -241,20 +346,21 @@ def data_source(name: str, split: str, *, tfds_dir: str | os.PathLike | None = N
     if tfds_dir is None:
         bases.append(default_dir)
     for base in bases:
-        found = _prepared_dir(base, name)
+        found = _prepared_dir(base, name, config)
         if found is not None:
             return tfds.builder_from_directory(os.fspath(found)).as_data_source(split=split)
     if not download:
         raise FileNotFoundError(f"dataset {name} is not prepared in any of {[str(b) for b in bases]} and "
                                 "download=False")
-    builder = prepare(name, tfds_dir=tfds_dir if tfds_dir is not None else default_dir, data_dir=data_dir)
+    builder = prepare(name, tfds_dir=tfds_dir if tfds_dir is not None else default_dir, data_dir=data_dir,
+                      config=config)
     return builder.as_data_source(split=split)
 
 
 def read_records(name: str, split: str, **kwargs) -> list[dict]:
     """Returns every example of one split as dicts with `str` text fields (decoded UTF-8) and int labels.
 
-    `kwargs` (tfds_dir, data_dir, download) go to `data_source`.
+    `kwargs` (tfds_dir, data_dir, download, config) go to `data_source`.
     """
     source = data_source(name, split, **kwargs)
     records = source.__getitems__(list(range(len(source)))) if len(source) else []

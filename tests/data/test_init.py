@@ -12,12 +12,15 @@ import rnn_jax.data
 PACKAGE = Path(rnn_jax.data.__file__).parent
 # module -> the package modules it may import (anywhere in it, function bodies included); nothing imports upward
 ALLOWED = {
-    "splits": set(), "text_format": set(), "sst_format": set(), "vocab": set(), "files": {"splits"},
-    "tfds_builders": {"files", "splits", "text_format", "sst_format"},
+    "splits": set(), "text_format": set(), "sst_format": set(), "conllu_format": set(), "translation_format": set(),
+    "vocab": set(), "files": {"splits"},
+    "tfds_builders": {"files", "splits", "text_format", "sst_format", "conllu_format", "translation_format"},
     "text": {"files", "splits", "text_format", "tfds_builders"},
     "sst": {"files", "splits", "sst_format", "tfds_builders", "vocab"},
     "lm": {"text", "splits", "vocab"},
     "tagging": {"vocab"},
+    "ud": {"files", "splits", "conllu_format", "tfds_builders"},
+    "multi30k": {"files", "translation_format", "tfds_builders"},
 }
 
 
@@ -57,7 +60,10 @@ def test_public_names_come_from_their_home_modules():
                      "sst_vocabulary"],
              "sst_format": ["SentimentExample", "Tree", "parse_tree", "to_binary", "tree_phrases"],
              "text": ["lm_tokens", "read_ptb", "read_tiny_shakespeare"],
-             "text_format": ["decode_ptb_char_line", "split_like_tfds"], "vocab": ["Vocabulary"]}
+             "text_format": ["decode_ptb_char_line", "split_like_tfds"], "vocab": ["Vocabulary"],
+             "conllu_format": ["TaggedSentence", "parse_conllu", "replace_tags"],
+             "translation_format": ["detokenize"], "multi30k": ["read_multi30k"],
+             "ud": ["read_ud", "tag_set", "ud_text"]}
     assert sorted(n for names in homes.values() for n in names) == sorted(rnn_jax.data.__all__)
     for module, names in homes.items():
         home = importlib.import_module(f"rnn_jax.data.{module}")
