@@ -5,6 +5,8 @@ Commands (runtimes on the 2-core dev machine)::
     python -m experiments.benchmark --out_dir=/tmp/bench         # the issue's grid (7 configs x 5 peers)
     python -m experiments.benchmark --long --out_dir=/tmp/long   # LSTM 8x10000x128x128, checkpoint off/on: ~25 s
     python -m experiments.benchmark --quick --out_dir=/tmp/bq    # the grid's shapes at 4x8x8x16: ~30 s
+    RNN_JAX_DATA=../shared/data python -m experiments.benchmark --batching --out_dir=/tmp/batching
+        # the four batching modes training the POS tagger on EWT (`bench_lib.batching`)
 
 Other flags: ``--cells=lstm,gru,rnn --sizes=BxTxIxH,... --layers=N --bidirectional`` build a custom grid
 (their product; setting any implies ``--grid=custom``); ``--lengths=fixed|variable``,
@@ -61,6 +63,7 @@ from absl import app, flags
 
 from experiments.bench_lib import flops as flops_lib
 from experiments.bench_lib import long_seq, peers as peers_lib, timing
+from experiments.bench_lib.tables import TextTable, markdown_table
 from experiments.bench_lib.workload import (CELLS, DEFAULT_GRID, DTYPES, LENGTHS, MODES, QUICK_SIZE, Case, Size,
                                             make_workload, parse_size)
 
@@ -84,6 +87,8 @@ _PEERS = flags.DEFINE_string("peers", ",".join(peers_lib.DEFAULT_PEERS), "Comma-
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Directory for results.json, results.md and results.png.")
 _QUICK = flags.DEFINE_bool("quick", False, "Tiny sizes, 2 repeats, 1 warm-up (tests, demos).")
 _LONG = flags.DEFINE_bool("long", False, "Run the long-sequence study instead of the grid.")
+_BATCHING = flags.DEFINE_bool("batching", False, "Run the batching study (the four ways to batch sentences, "
+                              "training the POS tagger on UD EWT) instead of the grid.")
 _LONG_SIZE = flags.DEFINE_string("long_size", str(long_seq.LONG_SIZE), "Long study: BxTxIxH.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "PyTorch intra-op threads (0: all CPUs); XLA:CPU "
                                       "uses all CPUs.")
@@ -252,23 +257,6 @@ def long_cells(row: dict) -> list[str]:
             f"{row['compile_s']:.2f}"]
 
 
-class TextTable:
-    """Fixed-width text table: first two columns left-aligned, the rest right-aligned; short rows span."""
-
-    def __init__(self, columns: Sequence[str], widths: Sequence[int]):
-        self.columns = columns
-        self.widths = [max(len(c), w) for c, w in zip(columns, widths)]
-
-    def line(self, cells: Sequence[str]) -> str:
-        parts = [f"{c:<{w}}" if i < 2 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, self.widths))]
-        if len(cells) < len(self.columns):  # an unavailable/failed row: the status spans the rest
-            parts = parts[:-1] + [cells[-1]]
-        return "  ".join(parts).rstrip()
-
-    def header(self) -> str:
-        return self.line(self.columns)
-
-
 def grid_table(config: Config) -> TextTable:
     width = max([len(c.label) for c in config.cases] + [6])
     return TextTable(GRID_COLUMNS, [width, max(len(p) for p in config.peers), 9, 9, 11, 9, 7, 8, 7, 11])
@@ -276,15 +264,6 @@ def grid_table(config: Config) -> TextTable:
 
 def long_table(config: Config) -> TextTable:
     return TextTable(LONG_COLUMNS, [max(len(p) for p in config.peers), 10] + [0] * (len(LONG_COLUMNS) - 2))
-
-
-def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Returns a GitHub Markdown table; a short row (a status) leaves the remaining cells empty."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for cells in rows:
-        cells = list(cells) + [""] * (len(columns) - len(cells))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def config_line(config: Config, roofline: dict | None) -> str:
@@ -363,6 +342,11 @@ def write_outputs(out_dir: str, machine: dict, config: Config, roofline: dict | 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _BATCHING.value:
+        from experiments.bench_lib import batching  # pylint: disable=g-import-not-at-top
+        print(timing.machine_line(timing.machine_info()), flush=True)
+        batching.study(_OUT_DIR.value, quick=_QUICK.value)
+        return
     config = config_from_flags()
     check_config(config)
     if config.keep_host_memory:

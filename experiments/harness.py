@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from absl import flags, logging
 import ml_collections
-import numpy as np
 from ml_collections import config_flags
 
 from rnn_jax import training
@@ -90,23 +88,3 @@ def print_results(results: Mapping[str, Any], names) -> None:
     print(json.dumps({k: results[k] for k in ("step", "selected_step", "wall_time_s")}, indent=1))
     for name in names:
         print(f"{name}: {training.describe(results[name])}")
-
-
-def plot_confusion(path: Path, confusion, labels) -> None:
-    """Writes a confusion-matrix PNG (rows: true labels, columns: predictions)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cm = np.asarray(confusion)
-    fig = Figure(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)

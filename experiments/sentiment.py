@@ -13,7 +13,6 @@ Writes metrics, curves, a confusion-matrix plot of the test split and results.js
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 from absl import app
@@ -21,12 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import harness
+from experiments import harness, plots
 from rnn_jax import training
 from rnn_jax.data import sst as sst_data
 from rnn_jax.data.vocab import Vocabulary
 from rnn_jax.models.classifier import Classifier
-from rnn_jax.training import sharding
 
 LABELS = {2: ["neg", "pos"], 5: ["--", "-", "0", "+", "++"]}
 
@@ -63,8 +61,9 @@ class SentimentTask(training.Task):
         self.dev_set = "dev"
 
     def _epoch(self, epoch: int):
-        return sst_data.sentence_batches(self.train, self.vocab, batch_size=self.config.batch_size, shuffle=True,
-                                         seed=self.config.seed + epoch, drop_remainder=True)
+        return map(_as_dict, sst_data.sentence_batches(self.train, self.vocab, batch_size=self.config.batch_size,
+                                                       shuffle=True, seed=self.config.seed + epoch,
+                                                       drop_remainder=True))
 
     def _eval_batches(self, examples):
         for b in sst_data.sentence_batches(examples, self.vocab, batch_size=self.config.eval_batch_size,
@@ -72,11 +71,7 @@ class SentimentTask(training.Task):
             yield _as_dict(b)
 
     def train_batches(self, position, process_index, process_count):
-        epoch, offset = divmod(position, self.steps_per_epoch)
-        for epoch in itertools.count(epoch):
-            for b in itertools.islice(self._epoch(epoch), offset, None):
-                yield sharding.process_rows(_as_dict(b), process_index, process_count)
-            offset = 0
+        return training.epoch_rows(self._epoch, self.steps_per_epoch, position, process_index, process_count)
 
     def init(self, key):
         return self.model.init(key)
@@ -96,7 +91,7 @@ class SentimentTask(training.Task):
 
     def artifacts(self, params, workdir, results):
         if jax.process_index() == 0:
-            harness.plot_confusion(Path(workdir) / "confusion.png", results["test"]["confusion"], LABELS[self.num_classes])
+            plots.plot_confusion(Path(workdir) / "confusion.png", results["test"]["confusion"], LABELS[self.num_classes])
         return {}
 
 

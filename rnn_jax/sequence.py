@@ -151,14 +151,52 @@ def reverse_padded(xs, lengths=None, *, time_major: bool = False) -> Array:
     return jnp.take_along_axis(xs, idx, axis=t_axis)
 
 
+def bucket_indices(lengths, bucket_lengths: Sequence[int], batch_size: int, *, shuffle: bool = False,
+                   seed: int = 0, drop_remainder: bool = False) -> list[tuple[int, np.ndarray]]:
+    """Returns batches as ``(bound, indices)``: sequences grouped by the smallest bucket bound >= their length.
+
+    Args:
+      lengths: ``[N]`` sequence lengths.
+      bucket_lengths: increasing positive bounds; a length past the last is an error, not silently cut.
+      batch_size: sequences per batch (each bucket's last batch may be short).
+      shuffle, seed: shuffle within buckets and the order of batches (NumPy generator seeded by `seed`);
+        otherwise buckets in order, sequences in input order.
+      drop_remainder: leave out batches shorter than `batch_size`.
+    """
+    bounds = list(bucket_lengths)
+    if not bounds or any(b <= 0 for b in bounds) or any(b >= c for b, c in zip(bounds, bounds[1:])):
+        raise ValueError(f"bucket_lengths must be positive and increasing, got {tuple(bucket_lengths)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    lengths = np.asarray(lengths)
+    if lengths.size and lengths.max() > bounds[-1]:
+        raise ValueError(f"a sequence of length {lengths.max()} exceeds the largest bucket ({bounds[-1]}); "
+                         "add a larger bucket or cut the sequences first")
+    bucket_of = np.searchsorted(np.array(bounds), lengths, side="left")  # smallest bound >= length
+    rng = np.random.default_rng(seed)
+    batches = []
+    for k, bound in enumerate(bounds):
+        members = np.flatnonzero(bucket_of == k)
+        if shuffle:
+            members = rng.permutation(members)
+        for start in range(0, len(members), batch_size):
+            chunk = members[start:start + batch_size]
+            if drop_remainder and len(chunk) < batch_size:
+                continue
+            batches.append((int(bound), chunk))
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 def bucket_by_length(sequences: Sequence, bucket_lengths: Sequence[int], batch_size: int, *,
                      batch_first: bool = True, padding_value=0.0, shuffle: bool = False, seed: int = 0,
                      drop_remainder: bool = False, extras: Sequence | None = None
                      ) -> Iterator[tuple]:
     """Yields ``(padded, lengths, indices)`` batches, each padded to one of a few fixed bucket lengths.
 
-    Each sequence goes to the smallest bucket that holds it, so a jit-compiled step sees at most
-    ``len(bucket_lengths)`` time shapes (times two when the last batch of a bucket is short; use
+    Each sequence goes to the smallest bucket that holds it (`bucket_indices`), so a jit-compiled step sees
+    at most ``len(bucket_lengths)`` time shapes (times two when the last batch of a bucket is short; use
     `drop_remainder` or pad the batch axis to avoid that). Sequences longer than the largest bucket are
     an error, not silently cut.
 
@@ -174,29 +212,8 @@ def bucket_by_length(sequences: Sequence, bucket_lengths: Sequence[int], batch_s
     Yields:
       ``padded``, ``lengths [B]`` (int32), ``indices [B]`` into `sequences` (and ``extras`` if given).
     """
-    bounds = list(bucket_lengths)
-    if not bounds or any(b <= 0 for b in bounds) or bounds != sorted(bounds):
-        raise ValueError(f"bucket_lengths must be positive and increasing, got {bucket_lengths}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    lengths = np.array([len(s) for s in sequences])
-    if lengths.size and lengths.max() > bounds[-1]:
-        raise ValueError(f"a sequence of length {lengths.max()} exceeds the largest bucket ({bounds[-1]}); "
-                         "add a larger bucket or cut the sequences first")
-    bucket_of = np.searchsorted(np.array(bounds), lengths, side="left")  # smallest bound >= length
-    rng = np.random.default_rng(seed)
-    batches = []
-    for k, bound in enumerate(bounds):
-        members = np.flatnonzero(bucket_of == k)
-        if shuffle:
-            members = rng.permutation(members)
-        for start in range(0, len(members), batch_size):
-            chunk = members[start:start + batch_size]
-            if drop_remainder and len(chunk) < batch_size:
-                continue
-            batches.append((bound, chunk))
-    if shuffle:
-        batches = [batches[i] for i in rng.permutation(len(batches))]
+    batches = bucket_indices([len(s) for s in sequences], bucket_lengths, batch_size, shuffle=shuffle, seed=seed,
+                             drop_remainder=drop_remainder)
     for bound, chunk in batches:
         padded, lens = pad_sequences([sequences[i] for i in chunk], batch_first=batch_first,
                                      padding_value=padding_value, max_len=bound)

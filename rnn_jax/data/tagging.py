@@ -30,6 +30,7 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 
 from rnn_jax.data.vocab import Vocabulary
+from rnn_jax.sequence import bucket_indices
 
 MODES = ("one_by_one", "padding", "buckets", "vmap")
 FORMAT = "rnn_jax.tagging_vocabularies/1"
@@ -141,29 +142,13 @@ def stack_sentences(sentences: Sequence[EncodedSentence], indices: Sequence[int]
     return batch
 
 
-def bucket_of(lengths: np.ndarray, buckets: Sequence[int]) -> np.ndarray:
-    """Returns each length's bucket: the index of the smallest bound >= it (ValueError past the last)."""
-    bounds = np.asarray(buckets)
-    if bounds.size == 0 or np.any(np.diff(bounds) <= 0) or bounds[0] < 1:
-        raise ValueError(f"buckets must be positive increasing lengths, got {tuple(buckets)}")
-    if lengths.size and lengths.max() > bounds[-1]:
-        raise ValueError(f"a sentence of {lengths.max()} words exceeds the largest bucket ({bounds[-1]})")
-    return np.searchsorted(bounds, lengths, side="left")
-
-
-def _groups(lengths, mode, batch_size, buckets, rng) -> list:
-    """Returns the batches as index arrays, in the mode's grouping (shuffled when `rng` is given)."""
-    order = np.arange(len(lengths)) if rng is None else rng.permutation(len(lengths))
-    if mode == "one_by_one":
-        return [order[i:i + 1] for i in range(len(order))]
-    if mode == "padding":
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    which = bucket_of(lengths, buckets)[order]
-    groups = []
-    for k in range(len(buckets)):
-        members = order[which == k]
-        groups += [members[i:i + batch_size] for i in range(0, len(members), batch_size)]
-    return groups if rng is None else [groups[i] for i in rng.permutation(len(groups))]
+def _groups(lengths, mode, batch_size, buckets, shuffle, seed) -> list:
+    """Returns the batches as ``(padded length or None, indices)`` in the mode's grouping."""
+    if mode in ("buckets", "vmap"):
+        return bucket_indices(lengths, buckets, batch_size, shuffle=shuffle, seed=seed)
+    order = np.random.default_rng(seed).permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    size = 1 if mode == "one_by_one" else batch_size
+    return [(None, order[i:i + size]) for i in range(0, len(order), size)]
 
 
 def tagging_batches(sentences: Sequence[EncodedSentence], mode: str, *, batch_size: int,
@@ -184,12 +169,7 @@ def tagging_batches(sentences: Sequence[EncodedSentence], mode: str, *, batch_si
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     lengths = np.array([len(s.words) for s in sentences])
-    rng = np.random.default_rng(seed) if shuffle else None
-    for idx in _groups(lengths, mode, batch_size, buckets, rng):
+    for bound, idx in _groups(lengths, mode, batch_size, buckets, shuffle, seed):
         if drop_remainder and mode != "one_by_one" and len(idx) < batch_size:
             continue
-        if mode in ("buckets", "vmap"):
-            T = int(buckets[bucket_of(lengths[idx[:1]], buckets)[0]])
-        else:
-            T = int(lengths[idx].max())
-        yield stack_sentences([sentences[i] for i in idx], idx, T)
+        yield stack_sentences([sentences[i] for i in idx], idx, bound or int(lengths[idx].max()))

@@ -26,7 +26,7 @@ from rnn_jax.training.evaluation import evaluate_set
 from rnn_jax.training.host import keep_host_memory
 from rnn_jax.training.loop import LoopSettings, describe, train_and_evaluate
 from rnn_jax.training.metrics import MetricWriter, ProgressLine, plot_curves, read_metrics, write_results
-from rnn_jax.training.sharding import (batch_sharding, global_batch, make_mesh, pad_batch, replicate,
+from rnn_jax.training.sharding import (batch_sharding, epoch_rows, global_batch, make_mesh, pad_batch, replicate,
                                        replicated_sharding, shard_batch)
 from rnn_jax.training.state import TrainState, create_train_state, make_optimizer, make_schedule
 from rnn_jax.training.step import (check_finite, make_carried_eval_step, make_carried_train_step, make_eval_step,
@@ -37,7 +37,7 @@ from rnn_jax.training.workdir import RESUMABLE_FIELDS, load_or_build, read_confi
 __all__ = [
     "TrainState", "create_train_state", "make_optimizer", "make_schedule", "make_train_step",
     "make_eval_step", "make_carried_train_step", "make_carried_eval_step", "check_finite", "reduce_metrics",
-    "make_mesh", "batch_sharding", "replicated_sharding", "shard_batch", "global_batch", "pad_batch",
+    "make_mesh", "epoch_rows", "batch_sharding", "replicated_sharding", "shard_batch", "global_batch", "pad_batch",
     "replicate", "Checkpointer", "Restored", "MetricWriter", "ProgressLine", "write_results", "read_metrics",
     "plot_curves", "keep_host_memory", "LoopSettings", "train_and_evaluate", "describe", "Task", "EvalSet",
     "evaluate_set", "RESUMABLE_FIELDS", "load_or_build", "read_config", "snapshot_config",

@@ -7,7 +7,8 @@ gradients. Single process (every device local); on one device everything is a no
 
 from __future__ import annotations
 
-from typing import Sequence
+import itertools
+from typing import Callable, Iterable, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -108,6 +109,22 @@ def process_rows(batch, process_index: int, process_count: int):
     part = size // process_count
     rows = slice(process_index * part, (process_index + 1) * part)
     return jax.tree.map(lambda x: x[rows] if np.ndim(x) else x, batch)
+
+
+def epoch_rows(epoch_batches: Callable[[int], Iterable], steps_per_epoch: int, position: int, process_index: int,
+               process_count: int) -> Iterator:
+    """Yields this process's rows of global batches `position`, `position` + 1, ... of an epoch-based stream.
+
+    ``epoch_batches(epoch)`` gives epoch `epoch`'s global batches (the same ones on every process: a
+    seeded shuffle), `steps_per_epoch` of them; batch `position` is batch ``position % steps_per_epoch``
+    of epoch ``position // steps_per_epoch``, so a resumed run reads exactly what it would have read.
+    The `Task.train_batches` of a task with epochs.
+    """
+    epoch, offset = divmod(position, steps_per_epoch)
+    for epoch in itertools.count(epoch):
+        for batch in itertools.islice(epoch_batches(epoch), offset, None):
+            yield process_rows(batch, process_index, process_count)
+        offset = 0
 
 
 def pad_batch(batch, multiple: int, mask_key: str = "mask"):

@@ -19,6 +19,7 @@ ALLOWED = {
     "sst": {"files", "splits", "sst_format", "tfds_builders", "vocab"},
     "lm": {"text", "splits", "vocab"},
     "tagging": {"vocab"},
+    "parallel": {"vocab"},
     "ud": {"files", "splits", "conllu_format", "tfds_builders"},
     "multi30k": {"files", "translation_format", "tfds_builders"},
 }

@@ -58,5 +58,5 @@ def test_bad_modes_and_buckets_are_named():
         next(tagging.tagging_batches(encoded, "packed", batch_size=2))
     with pytest.raises(ValueError, match="exceeds the largest bucket"):
         next(tagging.tagging_batches(encoded, "buckets", batch_size=2, buckets=(2,)))
-    with pytest.raises(ValueError, match="buckets must be positive increasing"):
+    with pytest.raises(ValueError, match="bucket_lengths must be positive and increasing"):
         next(tagging.tagging_batches(encoded, "vmap", batch_size=2, buckets=(4, 3)))

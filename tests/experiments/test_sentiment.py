@@ -6,17 +6,15 @@ import pytest
 from experiments import sentiment
 from experiments.configs import sentiment as configs
 from rnn_jax import training
-from tests.data import DATA_DIR, requires_data
+from tests.data import requires_data
+from tests.experiments.common import crash_then_resume, smoke_config
 
 pytestmark = requires_data
 
 
 def smoke(**overrides):
-    config = configs.get_config("smoke")
-    config.data_dir = None if DATA_DIR is None else str(DATA_DIR)
-    config.save_every = 3  # checkpoints inside an epoch (8 batches), so a resume starts mid-epoch
-    config.update(overrides)
-    return config
+    # checkpoints inside an epoch (8 batches), so a resume starts mid-epoch
+    return smoke_config(configs, save_every=3, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -44,25 +42,10 @@ def test_trains_selects_by_dev_and_writes_outputs(run):
         assert (workdir / name).exists(), name
 
 
-class CrashingTask(sentiment.SentimentTask):
-    """The task with its data stream cut after `crash_at` batches: a deterministic stand-in for a kill."""
-
-    crash_at = 11
-
-    def train_batches(self, position, process_index, process_count):
-        for p, batch in enumerate(super().train_batches(position, process_index, process_count), position):
-            if p == self.crash_at:
-                raise KeyboardInterrupt(f"crash before batch {p}")
-            yield batch
-
-
 def test_a_run_stopped_mid_epoch_resumes_to_the_uninterrupted_result(run, tmp_path, monkeypatch):
     workdir, results = run
-    monkeypatch.setattr(sentiment, "SentimentTask", CrashingTask)
-    with pytest.raises(KeyboardInterrupt, match="batch 11"):
-        sentiment.train_and_evaluate(smoke(), tmp_path)
-    monkeypatch.undo()
-    resumed = sentiment.train_and_evaluate(smoke(), tmp_path)  # from the step-9 checkpoint, batch 2 of epoch 2
+    # from the step-9 checkpoint, batch 2 of epoch 2
+    resumed = crash_then_resume(sentiment, "SentimentTask", smoke(), tmp_path, 11, monkeypatch)
     full, again = training.read_metrics(workdir), training.read_metrics(tmp_path)
     assert again["train_loss"] == full["train_loss"]  # every logged step, those after the restart included
     assert resumed["test"]["loss"] == results["test"]["loss"] and resumed["selected_step"] == results["selected_step"]

@@ -94,3 +94,13 @@ def test_global_batch_checks_the_local_batch_against_the_devices():
         tr.sharding.check_divisible({"a": np.zeros(4), "b": np.zeros(3)}, 1)
     out = tr.global_batch({"a": np.arange(4)})
     np.testing.assert_array_equal(np.asarray(out["a"]), np.arange(4))
+
+
+def test_epoch_rows_starts_at_any_position_and_gives_each_process_its_rows():
+    def epoch(e):  # 3 global batches of 4 rows per epoch, numbered by epoch and batch
+        return ({"x": np.arange(4) + 100 * e + 10 * b} for b in range(3))
+
+    from rnn_jax.training.sharding import epoch_rows
+    stream = epoch_rows(epoch, 3, 4, 1, 2)  # from global batch 4 = epoch 1, batch 1; process 1 of 2
+    got = [next(stream)["x"].tolist() for _ in range(3)]
+    assert got == [[112, 113], [122, 123], [202, 203]]
