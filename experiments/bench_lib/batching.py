@@ -5,8 +5,9 @@ on the same sample of UD English EWT training sentences, laid out its way: one s
 own length, batches padded to their longest, length buckets, and buckets with a loss written for one
 sentence and batched by ``jax.vmap``. A pass is one training step per batch of the sample (each pass
 starts from the same state). The first pass compiles every shape the mode needs (``compile s``, a
-trace-lower-compile per distinct batch shape); then passes are timed round-robin across the modes
-(`timing.time_interleaved`), so machine drift lands on all alike.
+trace-lower-compile per distinct batch shape); then `repeats` passes are timed (`timing.time_interleaved`
+on the one mode: each timed pass follows an untimed one). Modes run one after another (see `run`), so
+machine drift between them is not cancelled: run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -48,28 +49,33 @@ def _mode_pass(task, state, mode: str, sample, batch_size: int, buckets):
 
 
 def run(task, modes: Sequence[str] = tagging.MODES, *, sentences: int = 256, repeats: int = 3) -> list[dict]:
-    """Returns one row per mode for the first `sentences` training sentences of `task` (a `TaggingTask`)."""
+    """Returns one row per mode for the first `sentences` training sentences of `task` (a `TaggingTask`).
+
+    Modes are timed one after another, each then dropping its compiled steps (``jax.clear_caches``): XLA:CPU
+    maps about 800 memory regions per compiled train step of this model, and one-by-one needs one step per
+    distinct sentence length, so all four modes' steps together pass Linux's default ``vm.max_map_count``
+    (65,530) and compilation fails with "Cannot allocate memory".
+    """
     config = task.config
     sample = task.train[:sentences]
     state = create_train_state(task.init(jax.random.key(0)), task.tx, jax.random.key(1))
-    calls, rows = {}, []
+    rows = []
     for mode in modes:
         run_pass, batches = _mode_pass(task, state, mode, sample, config.batch_size, config.buckets)
         start = time.perf_counter()
         run_pass()  # compiles every shape
         first = time.perf_counter() - start
+        times = timing.time_interleaved({mode: run_pass}, warmup=0, repeats=repeats)[mode]
         tokens = sum(int(b["mask"].sum()) for b in batches)
-        slots = sum(int(b["mask"].size) for b in batches)
-        rows.append({"mode": mode, "batches": len(batches), "shapes": len({b["words"].shape for b in batches}),
-                     "first_pass_s": first, "tokens": tokens, "padding": 1 - tokens / slots,
-                     "sentences": len(sample)})
-        calls[mode] = run_pass
-    times = timing.time_interleaved(calls, warmup=0, repeats=repeats)
-    for row in rows:
-        row.update(timing.summarize(times[row["mode"]]))
-        row["compile_s"] = max(row["first_pass_s"] - row["median_s"], 0.0)
-        row["sentences_per_s"] = row["sentences"] / row["median_s"]
-        row["tokens_per_s"] = row["tokens"] / row["median_s"]
+        row = {"mode": mode, "batches": len(batches), "shapes": len({b["words"].shape for b in batches}),
+               "first_pass_s": first, "tokens": tokens, "sentences": len(sample),
+               "padding": 1 - tokens / sum(int(b["mask"].size) for b in batches), **timing.summarize(times)}
+        row.update(compile_s=max(first - row["median_s"], 0.0), sentences_per_s=len(sample) / row["median_s"],
+                   tokens_per_s=tokens / row["median_s"])
+        rows.append(row)
+        print(" ".join(cells(row)), flush=True)
+        del run_pass, batches
+        jax.clear_caches()
     return rows
 
 
@@ -99,7 +105,7 @@ def study(out_dir: str | None, *, quick: bool = False, data_dir: str | None = No
     with tempfile.TemporaryDirectory() as tmp:
         task = TaggingTask(config, tmp)
     print(f"batching study: UD EWT {config.ud_version} train, first {sentences} sentences, batch "
-          f"{config.batch_size}, buckets {tuple(config.buckets)}, train steps timed round-robin x{repeats}", flush=True)
+          f"{config.batch_size}, buckets {tuple(config.buckets)}, {repeats} timed passes per mode", flush=True)
     rows = run(task, sentences=sentences, repeats=repeats)
     table = TextTable(COLUMNS, [10] + [0] * (len(COLUMNS) - 1))
     print("\n".join([table.header()] + [table.line(cells(r)) for r in rows]), flush=True)

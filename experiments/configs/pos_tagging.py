@@ -8,7 +8,9 @@ the 2-core CPU with ``RNN_JAX_DATA=../shared/data`` (BUILD_NOTES.md, issue 11):
   64 per direction over 32-d character embeddings (words clipped to 16 characters); a 2-layer
   bidirectional LSTM of 200 over the sentence; dropout 0.33; Adam 2e-3 with cosine decay, clipping 5;
   batches of 32 sentences from length buckets; selected by dev accuracy at each epoch's end.
-  ``python -m experiments.pos_tagging --workdir=W``: not yet measured.
+  ``python -m experiments.pos_tagging --workdir=W``: 20 min on an idle 2-core CPU (15 epochs, 5.5 steps/s),
+  selected at the last epoch: dev 95.12%, **test 95.43%** UPOS (unseen words: 79.2% of 2,292 test tokens);
+  target 95.0%, stretch 95.3%; Plank et al. 2016 94.60 without pretrained vectors.
 * ``ud22``: the same config on UD 2.2 (the CoNLL 2018 shared task's release).
 * ``xpos``: the same on the PTB-style XPOS column.
 * ``smoke``: a tiny model on 200 training sentences for 2 epochs, 100 dev and test sentences (tests).

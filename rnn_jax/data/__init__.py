@@ -26,6 +26,9 @@ A module imports only from layers below its own, never upward (not even inside a
      resumable.
    * `ud`: Universal Dependencies English EWT (2.16 or 2.2) -> tagged sentences, and the raw CoNLL-U text.
    * `multi30k`: Multi30k task 1 English-German pairs, tokenised or raw, every test set.
+   * `tagging`: tagged sentences as word, character and tag ids; the four batching layouts (one by one,
+     padding to the longest, length buckets, buckets for a vmapped loss).
+   * `parallel`: sentence pairs as ids for teacher forcing, in source-length buckets.
 
 Nothing here reads files at import time.
 """
