@@ -15,6 +15,7 @@ over unseen words, a per-tag confusion plot of the test split, and the dev and t
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from absl import app
@@ -98,12 +99,16 @@ class TaggingTask(training.Task):
         return {"tokens": int(metrics["count"]), "unseen_tokens": unseen,
                 "unseen_accuracy": unseen_right / max(unseen, 1), "confusion": confusion.tolist()}
 
+    @functools.cached_property
+    def _predictions(self):
+        """The jitted ``(params, batch) -> predictions [B, T]``, shared by the dev and test files."""
+        return jax.jit(lambda p, b: self.model.loss(p, b)[2]["predictions"])
+
     def predict(self, params, name) -> list[list[str]]:
         """Returns the predicted tags of split `name`, one list per sentence in file order."""
-        apply = jax.jit(lambda p, b: self.model.loss(p, b)[2]["predictions"])
         out = [None] * len(self.encoded[name])
         for batch in self._eval_batches(name):
-            predictions = np.asarray(apply(params, {k: v for k, v in batch.items() if k != "index"}))
+            predictions = np.asarray(self._predictions(params, {k: v for k, v in batch.items() if k != "index"}))
             for row, i in enumerate(batch["index"]):
                 out[i] = self.vocabs.tags.decode(predictions[row, :batch["lengths"][row]])
         return out

@@ -37,7 +37,7 @@ MODELS = {"cho": seq2seq.cho2014, "bahdanau": seq2seq.bahdanau2015, "luong": seq
 
 def build_model(config, src_vocab: Vocabulary, tgt_vocab: Vocabulary) -> seq2seq.Seq2Seq:
     """Returns the config's `Seq2Seq`: a paper's settings (``config.model``) with the config's sizes."""
-    fields = {k: v for k, v in config.model_fields.to_dict().items()}
+    fields = config.model_fields.to_dict()
     return MODELS[config.model](len(src_vocab), len(tgt_vocab), config.embed, config.hidden, dropout=config.dropout,
                                 pad_id=tgt_vocab.pad_id, bos_id=tgt_vocab.bos_id, eos_id=tgt_vocab.eos_id, **fields)
 

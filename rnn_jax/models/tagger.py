@@ -114,11 +114,11 @@ class Tagger:
             dropped = jax.random.uniform(keys["word_drop"], words.shape) < word_drop  # [B, T]
             words = jnp.where(dropped, jnp.asarray(self.unk_id, words.dtype), words)
         B, T, C = chars.shape
+        rate_on = train and self.dropout > 0
         char_feats = self._char_features(params, chars.reshape(B * T, C), char_lengths.reshape(B * T), keys,
-                                         train and self.dropout > 0)  # [B*T, 2*Hc]
+                                         rate_on)  # [B*T, 2*Hc]
         x = jnp.concatenate([jnp.take(params["word_embed"], words, axis=0),
                              char_feats.reshape(B, T, -1)], axis=-1)  # [B, T, Ew + 2*Hc]
-        rate_on = train and self.dropout > 0
         if rate_on:
             x = dropout_lib.dropout(keys["word"], self.dropout, x)
         ys, _ = self.rnn.apply(params["rnn"], x, lengths, dropout_key=keys["rnn"],
