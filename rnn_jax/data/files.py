@@ -11,6 +11,7 @@ The staged layout (``../shared/data``, see each folder's SOURCE.md) is::
   sentiment/sst/{train,dev,test}.txt
   pos/ud-{2.16,2.2}/en_ewt-ud-{train,dev,test}.conllu.gz
   translation/multi30k/raw/<stem>.{en,de}.gz, tok/<stem>.lc.norm.tok.{en,de}.gz   (stems: `MULTI30K_STEMS`)
+  captioning/coco-mini/annotations/captions_{train,val}2017.json, {train,val}2017/*.jpg   (`COCO_MINI`)
   tfds/tiny_shakespeare/1.0.0/...        (a prepared TFDS copy)
 
 `locate` also accepts a data root that points further down (``.../charlm/ptb``) and the official layouts
@@ -18,6 +19,11 @@ The staged layout (``../shared/data``, see each folder's SOURCE.md) is::
 the multi30k/dataset repository's ``data/task1/{raw,tok}/``). The file map (`TINY_SHAKESPEARE`,
 `ptb_relpath`, `sst_relpath`, `ud_relpath`, `multi30k_relpath`) lives here, once, for both the split readers
 and the TFDS builders.
+
+Captioning reads a *dataset root* instead (`captions_root`): a folder in COCO's layout
+(``annotations/captions_<split><year>.json`` + ``<split><year>/`` image folders) or Karpathy's
+(``dataset_<name>.json`` + the image folder), so the full COCO, Flickr8k or Flickr30k work the same way; a data
+root holding ``captioning/coco-mini`` (the default, through ``$RNN_JAX_DATA``) stands for that dataset root.
 """
 
 from __future__ import annotations
@@ -42,6 +48,16 @@ MULTI30K_LANGUAGES = ("en", "de")
 MULTI30K_STEMS = {"train": "train", "validation": "val", "test": "test_2016_flickr",
                   "test_2017_flickr": "test_2017_flickr", "test_2017_mscoco": "test_2017_mscoco",
                   "test_2018_flickr": "test_2018_flickr"}
+COCO_MINI = "captioning/coco-mini"
+COCO_YEARS = ("2017", "2014")  # annotation file names tried in this order
+CAPTION_LAYOUTS = ("coco", "karpathy")
+KARPATHY_DATASETS = ("coco", "flickr8k", "flickr30k")
+# COCO names its splits' files and folders train<year> / val<year>; its test images have no public captions
+_COCO_SPLITS = {"train": "train", "validation": "val"}
+# where to get the data, for error messages (captions_root, the image_captions builder)
+COCO_HINT = ("For the full COCO captions, extract annotations_trainval2017.zip (annotations/captions_{train,val}2017"
+             ".json) and train2017.zip / val2017.zip from the official site, cocodataset.org, into one folder; for "
+             "Karpathy's splits, put dataset_{coco,flickr8k,flickr30k}.json next to the image folder.")
 
 # sha256 of each file as published in the staged SOURCE.md files, keyed by file name, or by "folder/name" for
 # names that occur in several folders (see `expected_sha256`). Gzipped and plain forms both appear: the
@@ -123,6 +139,10 @@ SHA256 = {
     "train.lc.norm.tok.en": "08925f8e0572bcd5a006702fc5fe20e2d77c6917d4eebd576fc20de6693c2119",
     "val.lc.norm.tok.de": "97232bd273eceb7207f689527386a97e4be2616b18ada47576bdaf96c8ae1f00",
     "val.lc.norm.tok.en": "46573ce391ae227f1c72f873392436a20ef18e0a6d518098cfbd70b77c8572ec",
+    # captioning/SOURCE.md: COCO-MINI's JSONs, filtered from COCO's; keyed with the dataset folder, since the
+    # full COCO release holds different files under the same annotations/ names (those pass unchecked)
+    "coco-mini/annotations/captions_train2017.json": "42be98d9f3f07f9961ad33119b80b6582bbfd9bd0e13ed7485910342babf26a5",
+    "coco-mini/annotations/captions_val2017.json": "1e7ca2a0d0ebe94d60ada0747bf9ba0accac281785dfdba771b2d47b0b11e135",
 }
 
 # (resolved path, size, mtime_ns) -> sha256 already checked; hashing the same file twice is wasted time.
@@ -228,6 +248,108 @@ def multi30k_relpath(split: str, lang: str, tokenized: bool = True) -> tuple[str
     return f"translation/multi30k/raw/{name}", (f"data/task1/raw/{name}",)
 
 
+def captions_split(split: str) -> str:
+    """Returns the split name of a captioning split: train / validation (val, dev) / test, or ``"restval"``
+    (Karpathy's remaining COCO images)."""
+    if split == "restval":
+        return split
+    try:
+        return canonical_split(split)
+    except ValueError:
+        raise ValueError(f"split must be one of train/validation/test/restval (or val, dev), got {split!r}") from None
+
+
+def captions_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """Returns the captioning dataset root: ``<dir>/captioning/coco-mini`` or ``<dir>/coco-mini`` when the
+    directory (`data_dir`, else ``$RNN_JAX_DATA``, see `data_root`) holds the staged COCO-MINI, else the
+    directory itself (a dataset root in COCO's or Karpathy's layout, see `captions_layout`).
+
+    Raises:
+      FileNotFoundError: no directory is configured, or it does not exist (says where to get COCO).
+    """
+    root = data_root(data_dir)
+    if root is None:
+        raise FileNotFoundError(
+            "no captioning data: the data_dir argument is not given and $" + ENV_VAR + " is unset. Pass "
+            f"data_dir=<a dataset root> (--config.data_dir) or set {ENV_VAR} to the folder holding {COCO_MINI}. "
+            + COCO_HINT)
+    for path in _candidates(root, COCO_MINI):  # <dir>/captioning/coco-mini, <dir>/coco-mini
+        if path.is_dir():
+            return path
+    if not root.is_dir():
+        raise FileNotFoundError(f"the captioning data directory {root} (from {_root_origin(data_dir)}) does not "
+                                f"exist. {COCO_HINT}")
+    return root
+
+
+def captions_layout(root: str | os.PathLike, layout: str = "auto", dataset: str | None = None) -> str:
+    """Returns the layout (``"coco"`` or ``"karpathy"``, `CAPTION_LAYOUTS`) of a captioning dataset root.
+
+    ``"auto"``: Karpathy's when `dataset` is given, else COCO's if ``root/annotations/`` exists, else Karpathy's if
+    a ``root/dataset_*.json`` exists. Raises ValueError for a bad `layout` or `dataset` (one of
+    `KARPATHY_DATASETS`, Karpathy's layout only), FileNotFoundError when "auto" finds neither (names both).
+    """
+    if layout not in ("auto", *CAPTION_LAYOUTS):
+        raise ValueError(f"layout must be 'auto', 'coco' or 'karpathy', got {layout!r}")
+    if dataset is not None and dataset not in KARPATHY_DATASETS:
+        raise ValueError(f"dataset must be None or one of {KARPATHY_DATASETS}, got {dataset!r}")
+    if layout == "coco" and dataset is not None:
+        raise ValueError(f"dataset applies to the Karpathy layout only, got dataset={dataset!r} with layout='coco'")
+    root = Path(root)
+    if layout != "auto":
+        return layout
+    if dataset is not None:
+        return "karpathy"
+    if (root / "annotations").is_dir():
+        return "coco"
+    if any(root.glob("dataset_*.json")):
+        return "karpathy"
+    raise FileNotFoundError(
+        f"cannot tell the captioning layout of {root}: it holds neither {root / 'annotations'}/ (COCO: "
+        f"annotations/captions_<split><year>.json) nor {root / 'dataset_*.json'} (Karpathy: "
+        f"dataset_{{{','.join(KARPATHY_DATASETS)}}}.json). {COCO_HINT}")
+
+
+def coco_captions_file(root: str | os.PathLike, split: str) -> tuple[Path, str]:
+    """Returns ``(path of the caption JSON, the split's image folder relative to root)`` (`Path`, `str`) of a COCO
+    root: ``annotations/captions_train2017.json`` and ``train2017`` (else the 2014 names, `COCO_YEARS`).
+
+    Raises ValueError for a split without COCO captions (test, restval), FileNotFoundError when neither year's
+    file exists (names the paths tried).
+    """
+    split = captions_split(split)
+    if split not in _COCO_SPLITS:
+        raise ValueError(f"COCO's caption files cover train and validation only, got split={split!r} (its test "
+                         "images have no public captions); for Karpathy's test split use layout='karpathy' with "
+                         "dataset_coco.json")
+    root, tried = Path(root), []
+    for year in COCO_YEARS:
+        folder = f"{_COCO_SPLITS[split]}{year}"
+        path = root / "annotations" / f"captions_{folder}.json"
+        if path.is_file():
+            return path, folder
+        tried.append(str(path))
+    raise FileNotFoundError(f"cannot find COCO's {split} captions under {root}: tried {', '.join(tried)}. {COCO_HINT}")
+
+
+def karpathy_file(root: str | os.PathLike, dataset: str | None = None) -> Path:
+    """Returns the path of a Karpathy split file, ``root/dataset_<dataset>.json``; with `dataset` None, the
+    only ``dataset_*.json`` there.
+
+    Raises FileNotFoundError when it is missing, ValueError when `dataset` is None and several exist.
+    """
+    root = Path(root)
+    found = sorted(root.glob("dataset_*.json")) if dataset is None else [root / f"dataset_{dataset}.json"]
+    found = [p for p in found if p.is_file()]
+    if len(found) > 1:
+        raise ValueError(f"{root} holds several Karpathy files ({', '.join(p.name for p in found)}); pass dataset= "
+                         f"one of {KARPATHY_DATASETS}")
+    if not found:
+        name = "dataset_*.json" if dataset is None else f"dataset_{dataset}.json"
+        raise FileNotFoundError(f"cannot find {root / name}. {COCO_HINT}")
+    return found[0]
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     """Returns the hex sha256 of the file's bytes as stored (a .gz file is hashed compressed)."""
     h = hashlib.sha256()
@@ -238,10 +360,14 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def expected_sha256(path: str | os.PathLike) -> str | None:
-    """Returns the recorded sha256 (`SHA256`) of a file by its ``folder/name`` (names that occur in several
-    folders, e.g. ``ud-2.16/en_ewt-ud-dev.conllu.gz``), else by its name; None when none is recorded."""
+    """Returns the recorded sha256 (`SHA256`) of a file by its ``folder/folder/name`` (COCO-MINI's
+    ``coco-mini/annotations/...``), else its ``folder/name`` (names that occur in several folders, e.g.
+    ``ud-2.16/en_ewt-ud-dev.conllu.gz``), else its name; None when none is recorded."""
     path = Path(path)
-    return SHA256.get(f"{path.parent.name}/{path.name}", SHA256.get(path.name))
+    for key in (f"{path.parent.parent.name}/{path.parent.name}/{path.name}", f"{path.parent.name}/{path.name}"):
+        if key in SHA256:
+            return SHA256[key]
+    return SHA256.get(path.name)
 
 
 def verify_file(path: str | os.PathLike, expected: str | None = None) -> None:

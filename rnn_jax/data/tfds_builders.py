@@ -17,6 +17,15 @@ These builders read with plain Python:
 * ``multi30k``, configs ``tok`` (default: lowercased, Moses-tokenised) and ``raw``: ``en``, ``de`` (one
   aligned line each); splits train / validation / test (= test_2016_flickr) / test_2017_flickr /
   test_2017_mscoco / test_2018_flickr: 29,000 / 1,014 / 1,000 / 1,000 / 461 / 1,071 examples.
+* ``image_captions``, configs ``coco`` (default: ``annotations/captions_{train,val}<year>.json``) and ``karpathy``
+  (``dataset_<name>.json``): ``image_id``, ``file_name`` (relative to the dataset root), ``image`` (the
+  original image file's bytes, a scalar ``tf.string``-typed `tfds.features.Tensor`: stored and read back byte
+  for byte without TensorFlow, never decoded), ``captions`` (a `tfds.features.Sequence` of `Text`, all of an
+  image's captions in file order); splits train / validation (COCO-MINI: 80 / 79 examples), plus test and
+  restval (when it has images) for ``karpathy``. Its manual_dir is a captioning *dataset root* or a data root
+  holding ``captioning/coco-mini`` (`files.captions_root`); there is no download (COCO's licences): without a
+  local copy it raises FileNotFoundError saying where to get COCO. One dataset root per ``tfds_dir``: a
+  prepared copy is reused whichever root it came from.
 
 Examples keep file order (``disable_shuffling``). Each builder reads the local copy given as the
 download config's ``manual_dir`` (a data root as in `rnn_jax.data.files.locate`: the staged
@@ -25,14 +34,15 @@ the official source with TFDS's download manager (no TensorFlow needed), extract
 (TFDS's extractor writes through ``tf.io.gfile`` and fails without TensorFlow), then checks the same
 sha256. ``TinyShakespeare`` writes the same dataset as the stock TFDS builder, under the stock name and
 byte for byte (tests/data/test_tfds_builders.py); it is not registered, to leave the stock one in place.
-The others register as ``ptb_word``, ``ptb_char``, ``sst``, ``ud_english_ewt`` and ``multi30k`` when this module
-is imported. A dataset with configs is prepared under ``tfds_dir/name/config/1.0.0`` (the ``config`` argument).
+The others register as ``ptb_word``, ``ptb_char``, ``sst``, ``ud_english_ewt``, ``multi30k`` and
+``image_captions`` when this module is imported. A dataset with configs is prepared under
+``tfds_dir/name/config/1.0.0`` (the ``config`` argument).
 
 Typical use: `read_records(name, split, tfds_dir=..., data_dir=...)`, which prepares on first use.
 
 Layering: this module imports only the bottom layer (the parsers `text_format`, `sst_format`,
-`conllu_format` and `translation_format`, `files`, `splits`); the split readers `text`, `sst`, `ud` and
-`multi30k` import it, never the reverse.
+`conllu_format`, `translation_format` and `captions_format`, `files`, `splits`); the split readers `text`, `sst`,
+`ud`, `multi30k` and `captions` import it, never the reverse.
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rnn_jax.data import conllu_format, files, sst_format, text_format, translation_format
+from rnn_jax.data import captions_format, conllu_format, files, sst_format, text_format, translation_format
 from rnn_jax.data.splits import SPLITS, canonical_split
 
 _TINY_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -271,10 +281,59 @@ class Multi30k(tfds.core.GeneratorBasedBuilder):
             yield i, {"en": en, "de": de}
 
 
+class ImageCaptions(tfds.core.GeneratorBasedBuilder):
+    """image_captions: images (the original file bytes) with all their captions, from a local dataset root in
+    COCO's layout (config ``coco``) or Karpathy's (config ``karpathy``); never downloaded."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [
+        tfds.core.BuilderConfig(name="coco", description="annotations/captions_{train,val}<year>.json + images"),
+        tfds.core.BuilderConfig(name="karpathy", description="Karpathy's dataset_<name>.json splits + images")]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Point the download config's manual_dir (the data_dir argument of rnn_jax.data.tfds_builders.prepare, or "
+        f"$RNN_JAX_DATA) at a captioning dataset root, or at a data root holding {files.COCO_MINI} (the staged "
+        "../shared/data works). There is no download. " + files.COCO_HINT)
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image_id": tfds.features.Text(),
+                "file_name": tfds.features.Text(),
+                "image": tfds.features.Tensor(shape=(), dtype=np.object_),  # raw bytes, no TensorFlow needed
+                "captions": tfds.features.Sequence(tfds.features.Text())}),
+            supervised_keys=None, disable_shuffling=True, homepage="https://cocodataset.org/")
+
+    def _split_generators(self, dl_manager):
+        local = _local_root(dl_manager)
+        if local is None:
+            raise FileNotFoundError("image_captions has no download: pass data_dir=<a captioning dataset root> to "
+                                    f"prepare (or set ${files.ENV_VAR}). " + files.COCO_HINT)
+        root = files.captions_root(local)
+        if files.captions_layout(root, self.builder_config.name) == "coco":
+            splits = {}
+            for split in ("train", "validation"):
+                path, image_dir = files.coco_captions_file(root, split)
+                files.verify_file(path)
+                splits[split] = captions_format.parse_coco(files.read_text(path), str(path), image_dir)
+        else:
+            path = files.karpathy_file(root)
+            files.verify_file(path)
+            text = files.read_text(path)
+            splits = {split: captions_format.parse_karpathy(text, str(path), split)
+                      for split in (*SPLITS, "restval")}
+        # TFDS cannot write an empty split (Flickr's Karpathy files have no restval)
+        return {split: self._generate_examples(root, items) for split, items in splits.items() if items}
+
+    def _generate_examples(self, root, items):
+        for i, item in enumerate(items):
+            yield i, {"image_id": item.image_id, "file_name": item.file_name, "captions": list(item.captions),
+                      "image": (root / item.file_name).read_bytes()}
+
+
 BUILDERS = {"tiny_shakespeare": TinyShakespeare, "ptb_word": PtbWord, "ptb_char": PtbChar, "sst": Sst,
-            "ud_english_ewt": UdEnglishEwt, "multi30k": Multi30k}
+            "ud_english_ewt": UdEnglishEwt, "multi30k": Multi30k, "image_captions": ImageCaptions}
 # a dataset's split name from a caller's (aliases); SPLITS' aliases unless listed
-_SPLIT_NAME = {"multi30k": files.multi30k_split}
+_SPLIT_NAME = {"multi30k": files.multi30k_split, "image_captions": files.captions_split}
 
 
 def _builder_class(name: str, config: str | None) -> tuple[type, str | None]:
@@ -307,7 +366,8 @@ def prepare(name: str, *, tfds_dir: str | os.PathLike, data_dir: str | os.PathLi
       data_dir: the local copy's root (see `files.data_root`; None: ``$RNN_JAX_DATA``). Only with neither is
         the official source downloaded; a configured root that lacks the files raises FileNotFoundError.
       config: the builder config of a dataset that has configs (``ud_english_ewt``: ``"2.16"`` / ``"2.2"``,
-        ``multi30k``: ``"tok"`` / ``"raw"``); None: its first config.
+        ``multi30k``: ``"tok"`` / ``"raw"``, ``image_captions``: ``"coco"`` / ``"karpathy"``); None: its first config.
+        ``image_captions`` takes a captioning dataset root as `data_dir` too (see `files.captions_root`).
     """
     cls, config = _builder_class(name, config)
     root = files.data_root(data_dir)
@@ -357,17 +417,20 @@ def data_source(name: str, split: str, *, tfds_dir: str | os.PathLike | None = N
     return builder.as_data_source(split=split)
 
 
-def read_records(name: str, split: str, **kwargs) -> list[dict]:
-    """Returns every example of one split as dicts with `str` text fields (decoded UTF-8) and int labels.
+def read_records(name: str, split: str, *, binary: tuple[str, ...] = (), **kwargs) -> list[dict]:
+    """Returns every example of one split as dicts with `str` text fields (decoded UTF-8; a sequence of texts as
+    a `list` of `str`), int labels, and the `binary` fields (e.g. ``("image",)``) as `bytes`, undecoded.
 
     `kwargs` (tfds_dir, data_dir, download, config) go to `data_source`.
     """
     source = data_source(name, split, **kwargs)
     records = source.__getitems__(list(range(len(source)))) if len(source) else []
-    return [{k: _plain(v) for k, v in r.items()} for r in records]
+    return [{k: v if k in binary else _plain(v) for k, v in r.items()} for r in records]
 
 
 def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8")
     if isinstance(value, (int, np.integer)):

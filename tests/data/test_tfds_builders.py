@@ -1,15 +1,19 @@
 """Tests of rnn_jax/data/tfds_builders.py: each builder prepares array_record from the staged copy without
-TensorFlow, and the prepared datasets read back (tfds.data_source) equal to the direct file readers."""
+TensorFlow, and the prepared datasets read back (tfds.data_source) equal to the direct file readers (for
+``image_captions``: COCO-MINI with each image's bytes equal to its file, and hand-made Karpathy folders)."""
 
 import hashlib
+import json
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.data import DATA_DIR, requires_data
 
 tfds = pytest.importorskip("tensorflow_datasets")
-from rnn_jax.data import sst, text, tfds_builders  # noqa: E402
+from rnn_jax.data import captions, sst, text, tfds_builders  # noqa: E402
+from rnn_jax.data.captions_format import KARPATHY_IMAGE_DIRS  # noqa: E402
 from rnn_jax.data.files import TINY_SHAKESPEARE  # noqa: E402
 
 pytestmark = requires_data
@@ -144,3 +148,58 @@ def test_a_download_with_the_wrong_checksum_is_refused(official_server, tmp_path
     (official_server / "input.txt").write_text("To be, or not to be\n" * 100)
     with pytest.raises(ValueError, match="sha256 mismatch"):
         tfds_builders.prepare("tiny_shakespeare", tfds_dir=tmp_path / "tfds")
+
+
+def test_image_captions_read_back_equals_the_files_and_their_bytes(tmp_path):
+    tfds_builders.prepare("image_captions", tfds_dir=tmp_path, data_dir=DATA_DIR)  # a data root: coco-mini under it
+    for split in ("train", "validation"):
+        direct = captions.read_captions(split, data_dir=DATA_DIR)
+        back = captions.read_captions(split, source="tfds", tfds_dir=tmp_path, data_dir=DATA_DIR)
+        assert [x[:3] for x in back] == [x[:3] for x in direct] and len(direct) in (80, 79), split
+        assert all(b.path is None and b.data == Path(d.path).read_bytes() for b, d in zip(back, direct)), split
+    sources = tfds.data_source("image_captions", data_dir=str(tmp_path), download=False)
+    assert {s: len(v) for s, v in sources.items()} == {"train": 80, "validation": 79}
+    assert len(sources["train"][0]["captions"]) == 5
+    assert "tensorflow" not in sys.modules
+
+
+def _karpathy_folder(root, dataset, labels):
+    """Writes a Karpathy dataset_<dataset>.json with one tiny PNG image per split label; returns root."""
+    images = []
+    for i, label in enumerate(labels):
+        folder = "train2014" if dataset == "coco" else KARPATHY_IMAGE_DIRS[dataset]
+        image = {"filename": f"{i}.png", "imgid": i, "split": label,
+                 "sentences": [{"raw": f"Image {i} .", "tokens": ["image", str(i)]}, {"raw": "Two.", "tokens": []}]}
+        if dataset == "coco":
+            image.update(filepath=folder, cocoid=100 + i)
+        images.append(image)
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / f"{i}.png").write_bytes(bytes([i]) * (i + 1) + b"\x00\xff")  # bytes, never decoded
+    (root / f"dataset_{dataset}.json").write_text(json.dumps({"dataset": dataset, "images": images}))
+    return root
+
+
+def test_image_captions_karpathy_config_with_and_without_restval(tmp_path):
+    for dataset, labels in (("coco", ("restval", "train", "val", "test", "restval")),
+                            ("flickr8k", ("train", "val", "test", "train"))):
+        root = _karpathy_folder(tmp_path / dataset, dataset, labels)
+        out = tmp_path / f"tfds-{dataset}"
+        for split, restval in (("train", True), ("train", False), ("validation", False), ("test", False)):
+            direct = captions.read_captions(split, data_dir=root, include_restval=restval)
+            back = captions.read_captions(split, data_dir=root, source="tfds", tfds_dir=out, layout="karpathy",
+                                          include_restval=restval)  # prepared into out on the first call
+            assert [x[:3] for x in back] == [x[:3] for x in direct] and \
+                [x.data for x in back] == [captions.image_bytes(x) for x in direct], (dataset, split, restval)
+        splits = set(tfds.data_source("image_captions/karpathy", data_dir=str(out), download=False))
+        assert splits == {"train", "validation", "test"} | ({"restval"} if dataset == "coco" else set())
+    assert [x.image_id for x in captions.read_captions("train", data_dir=tmp_path / "coco", source="tfds",
+                                                       tfds_dir=tmp_path / "tfds-coco", include_restval=True)] == \
+        ["101", "100", "104"]
+
+
+def test_image_captions_without_a_local_copy_say_where_to_get_coco(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNN_JAX_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"image_captions has no download.*cocodataset\.org"):
+        tfds_builders.prepare("image_captions", tfds_dir=tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match=r"no captioning data.*cocodataset\.org"):
+        captions.read_captions("train", source="files")
