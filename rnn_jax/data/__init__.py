@@ -10,6 +10,7 @@ A module imports only from layers below its own, never upward (not even inside a
    * `conllu_format` (parser): CoNLL-U -> `TaggedSentence` (words, UPOS, XPOS), strictly, line numbers in
      errors; sentence blocks; `replace_tags` writes predicted tags back byte for byte.
    * `translation_format` (parser): line-aligned parallel text -> pairs; Moses `detokenize` (sacremoses).
+   * `captions_format` (parser): COCO caption JSON and Karpathy-split JSON -> `CaptionedImage`; caption words.
    * `files`: the data root (``data_dir`` argument, else ``$RNN_JAX_DATA``), which file holds which split,
      locating files, sha256 checks, reading plain or gzipped text (uses `splits`); UD and Multi30k file names.
    * `vocab`: `Vocabulary` built from a training split, ``<pad>`` = 0, ``<unk>``, optional ``<bos>``/``<eos>``, JSON.
@@ -29,10 +30,15 @@ A module imports only from layers below its own, never upward (not even inside a
    * `tagging`: tagged sentences as word, character and tag ids; the four batching layouts (one by one,
      padding to the longest, length buckets, buckets for a vmapped loss).
    * `parallel`: sentence pairs as ids for teacher forcing, in source-length buckets.
+   * `captions`: captioned images (COCO-MINI, any COCO or Flickr/COCO Karpathy-split folder), their JPEG bytes
+     decoded and resized in memory, or precomputed features per image.
+   * `caption_batches`: batches of images with all their captions as ids for teacher forcing.
 
 Nothing here reads files at import time.
 """
 
+from rnn_jax.data.captions import read_captions
+from rnn_jax.data.captions_format import CaptionedImage, tokenize_caption
 from rnn_jax.data.conllu_format import TaggedSentence, parse_conllu, replace_tags
 from rnn_jax.data.files import data_root, locate, verify_file
 from rnn_jax.data.lm import LMBatch, LMBatches, LMCorpus, LMIterator, load_lm_corpus, lm_vocabulary
@@ -53,5 +59,5 @@ __all__ = [
     "read_sst_trees", "sentence_batches", "sst_vocabulary", "to_binary", "tree_phrases", "SPLITS",
     "canonical_split", "decode_ptb_char_line", "lm_tokens", "read_ptb", "read_tiny_shakespeare", "split_like_tfds",
     "Vocabulary", "TaggedSentence", "parse_conllu", "replace_tags", "read_multi30k", "detokenize", "read_ud",
-    "tag_set", "ud_text",
+    "tag_set", "ud_text", "read_captions", "CaptionedImage", "tokenize_caption",
 ]

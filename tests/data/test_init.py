@@ -13,8 +13,9 @@ PACKAGE = Path(rnn_jax.data.__file__).parent
 # module -> the package modules it may import (anywhere in it, function bodies included); nothing imports upward
 ALLOWED = {
     "splits": set(), "text_format": set(), "sst_format": set(), "conllu_format": set(), "translation_format": set(),
-    "vocab": set(), "files": {"splits"},
-    "tfds_builders": {"files", "splits", "text_format", "sst_format", "conllu_format", "translation_format"},
+    "captions_format": {"splits"}, "vocab": set(), "files": {"splits"},
+    "tfds_builders": {"files", "splits", "text_format", "sst_format", "conllu_format", "translation_format",
+                      "captions_format"},
     "text": {"files", "splits", "text_format", "tfds_builders"},
     "sst": {"files", "splits", "sst_format", "tfds_builders", "vocab"},
     "lm": {"text", "splits", "vocab"},
@@ -22,6 +23,8 @@ ALLOWED = {
     "parallel": {"vocab"},
     "ud": {"files", "splits", "conllu_format", "tfds_builders"},
     "multi30k": {"files", "translation_format", "tfds_builders"},
+    "captions": {"files", "captions_format", "tfds_builders"},
+    "caption_batches": {"parallel", "vocab"},
 }
 
 
@@ -64,7 +67,8 @@ def test_public_names_come_from_their_home_modules():
              "text_format": ["decode_ptb_char_line", "split_like_tfds"], "vocab": ["Vocabulary"],
              "conllu_format": ["TaggedSentence", "parse_conllu", "replace_tags"],
              "translation_format": ["detokenize"], "multi30k": ["read_multi30k"],
-             "ud": ["read_ud", "tag_set", "ud_text"]}
+             "ud": ["read_ud", "tag_set", "ud_text"], "captions": ["read_captions"],
+             "captions_format": ["CaptionedImage", "tokenize_caption"]}
     assert sorted(n for names in homes.values() for n in names) == sorted(rnn_jax.data.__all__)
     for module, names in homes.items():
         home = importlib.import_module(f"rnn_jax.data.{module}")
