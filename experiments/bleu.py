@@ -19,7 +19,7 @@ def _bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str) -
 
     if len(hypotheses) != len(references):
         raise ValueError(f"hypotheses and references must pair up, got {len(hypotheses)} and {len(references)}")
-    metric = BLEU(tokenize=tokenize, lowercase=True)
+    metric = BLEU(tokenize=tokenize, lowercase=True, force=tokenize == "none")  # no "tokenized period" warnings
     return metric.corpus_score(list(hypotheses), [list(references)]).score, str(metric.get_signature())
 
 

@@ -60,7 +60,7 @@ def caption_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]])
     check_captions(hypotheses, references)
     most = max(len(refs) for refs in references)
     streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(most)]
-    metric = BLEU(tokenize="none", lowercase=True)
+    metric = BLEU(tokenize="none", lowercase=True, force=True)  # tokenised on purpose: no warning
     bleu4 = metric.corpus_score(list(hypotheses), streams)
     scores = {}
     for n in range(1, 5):

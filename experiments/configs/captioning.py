@@ -68,8 +68,9 @@ def sat() -> ml_collections.ConfigDict:
     c.meteor = True  # METEOR through its Java scorer at the end
     c.plot_images = 8
     c.attention_plots = 3
-    # the loop: evaluation and checkpoints at each epoch's end
+    # the loop: evaluation and checkpoints at each epoch's end (eval_every None) or every eval_every steps
     c.log_every = 20
+    c.eval_every = config_dict.placeholder(int)
     c.save_every = config_dict.placeholder(int)
     c.keep_checkpoints = 1
     c.eval_batch_size = 40
@@ -99,6 +100,7 @@ def fit(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.epochs = 120
     c.dev_set = "train"
     c.select_by = "last"
+    c.eval_every = 100
     return c
 
 
