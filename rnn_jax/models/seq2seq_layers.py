@@ -55,8 +55,9 @@ class Memory(NamedTuple):
     summary: Array | None = None
 
 
-def tile_memory(memory: Memory, beam_size: int) -> Memory:
-    """Returns `memory` with each row repeated `beam_size` times (row b -> rows ``b*K .. b*K+K-1``)."""
+def tile_memory(memory, beam_size: int):
+    """Returns `memory` (a `Memory`, or any pytree of batch-major arrays such as a captioner's) with each row
+    repeated `beam_size` times (row b -> rows ``b*K .. b*K+K-1``), as a beam search tiles the carry."""
     check_size("beam_size", beam_size)
     return jax.tree.map(lambda x: jnp.repeat(x, beam_size, axis=0), memory)
 
