@@ -17,9 +17,13 @@ Attend and Tell soft attention BLEU-4 19.5 on Flickr8k, 24.3 on COCO).
   vector, the image embedding fed as the LSTM's first input) and sizes.
 * ``features``: any decoder on precomputed image features (``features_dir``: one ``.npy`` per image, named
   by the image file's stem, a vector ``[D]`` or a grid ``[S, D]`` / ``[h, w, D]``), instead of the CNN.
-* ``fit`` (a modifier, the README's command): fit the training images: no dropout, long training at a
-  constant-then-decaying rate, the final checkpoint (no selection), training-set BLEU-4 (greedy) is the
-  figure. Not yet measured.
+* ``fit`` (a modifier, the README's command): fit the training images: no dropout, Adam 1e-3 with cosine
+  decay for 120 epochs (600 steps), the training images evaluated every 100 steps, the final checkpoint (no
+  selection). ``python -m experiments.captioning --config=experiments/configs/captioning.py:fit
+  --workdir=W``: **13.9 min** on the idle 2-core CPU (0.75 steps/s, then greedy and beam captions of both
+  splits and METEOR's JVM); **training-set BLEU-4 100.0** greedy (target 90; 8.3, 17.5, 62.0, 96.1, 100.0,
+  100.0 at steps 100-600), CIDEr-D 291, METEOR 100. Validation (memorised, so poor, as expected): greedy
+  BLEU-1..4 35.3 / 16.3 / 7.1 / 3.3, CIDEr-D 7.4, METEOR 8.6; beam 3 33.6 / 14.1 / 5.8 / 2.8.
 * ``smoke``: a tiny model on 8 images for 2 epochs (tests).
 """
 
