@@ -37,6 +37,7 @@ from rnn_jax.models.image_encoder import ConvEncoder
 
 SPLITS = {"train": "train", "valid": "validation"}  # evaluation sets and the reader's split names
 ENCODERS = ("cnn", "features")
+SMALL_SET = 1000  # fewer training images than this: results.json says the figures are no benchmark
 
 
 def read_split(config, name: str) -> list:
@@ -169,12 +170,19 @@ class CaptioningTask(training.Task):
                            "beam": [" ".join(self.words(t)) for t in beam]}
             write_captions(workdir / f"captions_{name}.json", self.images[name], lines[name])
             if self.cnn is not None:  # only pixels can be drawn
-                draw(workdir, name, self.inputs[name], lines[name]["beam"], [self.words(t, with_eos=True) for t in beam],
-                     alphas, self.cnn.grid_shape, images=c.plot_images, attention=c.attention_plots)
+                emitted = [self.words(t, with_eos=True) for t in beam]
+                draw(workdir, name, self.inputs[name], lines[name]["beam"], emitted, alphas, self.cnn.grid_shape,
+                     images=c.plot_images, attention=c.attention_plots)
         scores = score_sets(lines, {name: self.references(name) for name in SPLITS}, meteor=c.meteor)
         for entry in scores.values():
             entry.update(beam_size=c.beam_size, length_penalty=c.length_penalty)
-        return {"final": scores}
+        return {"final": scores, "note": self.note()}
+
+    def note(self) -> str:
+        """Returns what the figures are worth: the split sizes and, for a small set, that it is no benchmark."""
+        n, m = len(self.images["train"]), len(self.images["valid"])
+        small = ": too few for a benchmark (a check that the pipeline learns); published figures are on COCO or Flickr"
+        return f"{n} training and {m} validation images" + (small if n < SMALL_SET else "")
 
 
 def train_and_evaluate(config, workdir) -> dict:

@@ -62,6 +62,7 @@ def test_trains_selects_by_validation_bleu4_and_writes_captions_and_scores(run):
     # the loop's greedy BLEU-4 of the selected checkpoint is what the end-of-run greedy captions score
     assert results["final"]["valid"]["greedy"]["bleu4"] == pytest.approx(results["valid"]["bleu4"])
     assert (workdir / "captions_valid.png").exists() and (workdir / "attention_valid_0.png").exists()
+    assert results["note"].startswith("8 training and 8 validation images: too few for a benchmark")
 
 
 def test_captions_are_bounded_and_end_at_eos_then_pad(run):
