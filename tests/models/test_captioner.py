@@ -68,7 +68,7 @@ def probe(decoder):
             carry, lg, alpha = m.decode_step(params, memory, carry, tgt_in[:, t])
             logits.append(lg)
             alphas.append(alpha)
-        twice = jax.tree.map(lambda x: jnp.repeat(x, 2, axis=0), memory.carry)
+        twice = tile_memory(memory.carry, 2)  # the carry laid out as the tiled memory
         _, tiled, _ = m.decode_step(params, tile_memory(memory, 2), twice, jnp.repeat(tgt_in[:, 0], 2))
         apply_logits, apply_alphas = m.apply(params, features, tgt_in)
         batch = {"features": features, "tgt_in": tgt_in, "tgt_out": tgt_out, "tgt_mask": mask}
