@@ -60,7 +60,7 @@ def probe(kind):
             carry, logits, w = m.decode_step(params, memory, carry, tgt_in[:, t])
             gold.append(logits)
             weights.append(w)
-        twice = jax.tree.map(lambda x: jnp.repeat(x, 2, axis=0), memory.carry)
+        twice = tile_memory(memory.carry, 2)  # the carry laid out as the tiled memory
         _, tiled, _ = m.decode_step(params, tile_memory(memory, 2), twice, jnp.repeat(tgt_in[:, 0], 2))
         out = {"apply": m.apply(params, src, lengths, tgt_in), "loop": jnp.stack(gold, 1), "weights": weights[0],
                "tiled": tiled}
