@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Sequence
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
+# what bucketing does with a sequence longer than the largest bucket (`bucket_indices`)
+OVERFLOW = ("error", "truncate", "drop")
 
 
 def _concrete(x):
@@ -151,28 +154,53 @@ def reverse_padded(xs, lengths=None, *, time_major: bool = False) -> Array:
     return jnp.take_along_axis(xs, idx, axis=t_axis)
 
 
+def bucket_overflow(lengths, bucket_lengths: Sequence[int]) -> int:
+    """Returns how many of the lengths ``[N]`` exceed the largest bucket (the last of `bucket_lengths`): the
+    sequences ``overflow='truncate'`` cuts to it, or ``overflow='drop'`` leaves out."""
+    bounds = tuple(bucket_lengths)
+    if not bounds:
+        raise ValueError("bucket_lengths must hold at least one bound, got ()")
+    return int(np.sum(np.asarray(lengths) > bounds[-1]))
+
+
 def bucket_indices(lengths, bucket_lengths: Sequence[int], batch_size: int, *, shuffle: bool = False,
-                   seed: int = 0, drop_remainder: bool = False) -> list[tuple[int, np.ndarray]]:
+                   seed: int = 0, drop_remainder: bool = False, overflow: str = "error"
+                   ) -> list[tuple[int, np.ndarray]]:
     """Returns batches as ``(bound, indices)``: sequences grouped by the smallest bucket bound >= their length.
 
     Args:
       lengths: ``[N]`` sequence lengths.
-      bucket_lengths: increasing positive bounds; a length past the last is an error, not silently cut.
+      bucket_lengths: increasing positive bounds.
       batch_size: sequences per batch (each bucket's last batch may be short).
       shuffle, seed: shuffle within buckets and the order of batches (NumPy generator seeded by `seed`);
         otherwise buckets in order, sequences in input order.
       drop_remainder: leave out batches shorter than `batch_size`.
+      overflow: what a length past the last bound gets (`OVERFLOW`): ``'error'`` a ValueError naming the
+        sequence, its length and the bucket; ``'truncate'`` the last bucket (the caller cuts the sequence to
+        it, as `bucket_by_length` does); ``'drop'`` no batch. Either of the last two logs (absl, INFO) how
+        many (`bucket_overflow` counts them).
     """
     bounds = list(bucket_lengths)
     if not bounds or any(b <= 0 for b in bounds) or any(b >= c for b, c in zip(bounds, bounds[1:])):
         raise ValueError(f"bucket_lengths must be positive and increasing, got {tuple(bucket_lengths)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if overflow not in OVERFLOW:
+        raise ValueError(f"overflow must be one of {OVERFLOW}, got {overflow!r}")
     lengths = np.asarray(lengths)
-    if lengths.size and lengths.max() > bounds[-1]:
-        raise ValueError(f"a sequence of length {lengths.max()} exceeds the largest bucket ({bounds[-1]}); "
-                         "add a larger bucket or cut the sequences first")
-    bucket_of = np.searchsorted(np.array(bounds), lengths, side="left")  # smallest bound >= length
+    too_long = lengths > bounds[-1]  # [N]
+    if too_long.any():
+        worst = int(np.argmax(lengths))
+        if overflow == "error":
+            raise ValueError(f"sequence {worst} of length {lengths[worst]} exceeds the largest bucket ({bounds[-1]}) "
+                             f"({int(too_long.sum())} of {lengths.size} sequences do); add a larger bucket, cut the "
+                             "sequences first, or pass overflow='truncate' or 'drop'")
+        logging.info("bucket_indices: %d of %d sequences are longer than the largest bucket (%d, the longest %d): %s",
+                     int(too_long.sum()), lengths.size, bounds[-1], lengths[worst],
+                     "truncated to it" if overflow == "truncate" else "dropped")
+    bucket_of = np.searchsorted(np.array(bounds), np.minimum(lengths, bounds[-1]), side="left")  # smallest bound >= it
+    if overflow == "drop":
+        bucket_of[too_long] = len(bounds)  # in no bucket
     rng = np.random.default_rng(seed)
     batches = []
     for k, bound in enumerate(bounds):
@@ -191,14 +219,14 @@ def bucket_indices(lengths, bucket_lengths: Sequence[int], batch_size: int, *, s
 
 def bucket_by_length(sequences: Sequence, bucket_lengths: Sequence[int], batch_size: int, *,
                      batch_first: bool = True, padding_value=0.0, shuffle: bool = False, seed: int = 0,
-                     drop_remainder: bool = False, extras: Sequence | None = None
+                     drop_remainder: bool = False, extras: Sequence | None = None, overflow: str = "error"
                      ) -> Iterator[tuple]:
     """Yields ``(padded, lengths, indices)`` batches, each padded to one of a few fixed bucket lengths.
 
     Each sequence goes to the smallest bucket that holds it (`bucket_indices`), so a jit-compiled step sees
     at most ``len(bucket_lengths)`` time shapes (times two when the last batch of a bucket is short; use
     `drop_remainder` or pad the batch axis to avoid that). Sequences longer than the largest bucket are
-    an error, not silently cut.
+    an error unless `overflow` says otherwise, never silently cut.
 
     Args:
       sequences: arrays ``[T_i, ...]``.
@@ -208,14 +236,16 @@ def bucket_by_length(sequences: Sequence, bucket_lengths: Sequence[int], batch_s
       shuffle: shuffle within buckets and the order of batches (NumPy generator seeded by `seed`).
       drop_remainder: drop each bucket's last, short batch.
       extras: optional per-sequence items (labels, targets) returned as a 4th element, a list in batch order.
+      overflow: ``'error'``, ``'truncate'`` (a sequence past the largest bucket is cut to its first
+        ``bucket_lengths[-1]`` steps) or ``'drop'`` (left out), as in `bucket_indices`.
 
     Yields:
-      ``padded``, ``lengths [B]`` (int32), ``indices [B]`` into `sequences` (and ``extras`` if given).
+      ``padded``, ``lengths [B]`` (int32, after any cut), ``indices [B]`` into `sequences` (and ``extras``).
     """
     batches = bucket_indices([len(s) for s in sequences], bucket_lengths, batch_size, shuffle=shuffle, seed=seed,
-                             drop_remainder=drop_remainder)
+                             drop_remainder=drop_remainder, overflow=overflow)
     for bound, chunk in batches:
-        padded, lens = pad_sequences([sequences[i] for i in chunk], batch_first=batch_first,
+        padded, lens = pad_sequences([sequences[i][:bound] for i in chunk], batch_first=batch_first,
                                      padding_value=padding_value, max_len=bound)
         if extras is None:
             yield padded, lens, chunk

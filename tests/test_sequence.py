@@ -1,5 +1,7 @@
 """Sequence utilities against PyTorch / NumPy references, and padding-invariance properties of unroll."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from rnn_jax import (bucket_by_length, cells, lengths_to_mask, mask_to_lengths, pad_sequences, reverse_padded,
                      unroll, vmap_sequences)
-from rnn_jax.sequence import hold_invalid, zero_invalid
+from rnn_jax.sequence import bucket_indices, bucket_overflow, hold_invalid, zero_invalid
 from tests.conftest import assert_close
 
 RNG = np.random.default_rng(0)
@@ -157,6 +159,28 @@ def test_bucket_by_length_shuffle_is_reproducible_by_seed():
 def test_bucket_by_length_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_bucket_overflow_truncate_and_drop_by_hand(caplog):
+    # BUCKET_SEQS lengths 1 7 3 9 2 5 6 4 8 3 1; with buckets (3, 6) sequences 1, 3 and 8 (lengths 7, 9, 8) are too long
+    long = {1, 3, 8}
+    assert bucket_overflow([len(s) for s in BUCKET_SEQS], (3, 6)) == 3 and bucket_overflow([], (3,)) == 0
+    caplog.set_level(logging.INFO)
+    cut = list(bucket_by_length(BUCKET_SEQS, (3, 6), 2, overflow="truncate"))
+    assert sorted(int(i) for b in cut for i in b[2]) == list(range(len(BUCKET_SEQS)))
+    for padded, lengths, idx in cut:
+        for row, L, i in zip(padded, lengths, idx):
+            want = BUCKET_SEQS[i][:6]  # the largest bucket's first 6 steps
+            assert L == len(want) and padded.shape[1] == (6 if i in long else min(b for b in (3, 6) if b >= L))
+            np.testing.assert_array_equal(row[:L], want)
+    assert "3 of 11 sequences are longer than the largest bucket (6, the longest 9): truncated" in caplog.text
+    dropped = list(bucket_by_length(BUCKET_SEQS, (3, 6), 2, overflow="drop"))
+    assert sorted(int(i) for b in dropped for i in b[2]) == sorted(set(range(len(BUCKET_SEQS))) - long)
+    assert "dropped" in caplog.text
+    with pytest.raises(ValueError, match=r"sequence 3 of length 9 exceeds the largest bucket \(6\) \(3 of 11 "):
+        bucket_indices([len(s) for s in BUCKET_SEQS], (3, 6), 2)
+    with pytest.raises(ValueError, match=r"overflow must be one of \('error', 'truncate', 'drop'\), got 'cut'"):
+        bucket_indices([1], (3,), 2, overflow="cut")
 
 
 # --------------------------------------------------------------------------- vmap and padding invariance
