@@ -75,16 +75,17 @@ def _round_up(n: int, multiple: int) -> int:
 
 def stack_pairs(pairs: Sequence[EncodedPair], indices, S: int, *, tgt_multiple: int, bos_id: int,
                 eos_id: int) -> dict:
-    """Returns the batch dict (module docstring) of `pairs`, sources padded to `S`."""
+    """Returns the batch dict (module docstring) of `pairs`, sources padded to `S` (a longer source is cut to
+    its first S tokens: `pair_batches` with ``overflow='truncate'``)."""
     B = len(pairs)
     T = _round_up(max(len(p.tgt) for p in pairs) + 1, tgt_multiple)
     batch = {"src": np.zeros((B, S), np.int32), "src_lengths": np.zeros(B, np.int32),
              "tgt_in": np.zeros((B, T), np.int32), "tgt_out": np.zeros((B, T), np.int32),
              "mask": np.zeros((B, T), np.float32), "index": np.asarray(indices, np.int32)}
     for b, p in enumerate(pairs):
-        n = len(p.tgt)
-        batch["src"][b, :len(p.src)] = p.src
-        batch["src_lengths"][b] = len(p.src)
+        n, src = len(p.tgt), p.src[:S]
+        batch["src"][b, :len(src)] = src
+        batch["src_lengths"][b] = len(src)
         batch["tgt_in"][b, :n + 1] = np.concatenate([[bos_id], p.tgt])
         batch["tgt_out"][b, :n + 1] = np.concatenate([p.tgt, [eos_id]])
         batch["mask"][b, :n + 1] = 1.0
@@ -93,19 +94,23 @@ def stack_pairs(pairs: Sequence[EncodedPair], indices, S: int, *, tgt_multiple: 
 
 def pair_batches(pairs: Sequence[EncodedPair], *, batch_size: int, buckets: Sequence[int], bos_id: int,
                  eos_id: int, tgt_multiple: int = 8, shuffle: bool = False, seed: int = 0,
-                 drop_remainder: bool = False) -> Iterator[dict]:
+                 drop_remainder: bool = False, overflow: str = "error") -> Iterator[dict]:
     """Yields batches of `pairs` from source-length buckets (each source padded to its bucket's bound).
 
     Args:
       pairs: encoded pairs; ``index`` in a batch is a position in this sequence.
       batch_size: pairs per batch (a bucket's last batch may be short unless `drop_remainder`).
-      buckets: increasing source lengths, the last >= the longest source (ValueError otherwise).
+      buckets: increasing source lengths, the last >= the longest source unless `overflow` says otherwise.
       bos_id, eos_id: the target's start and end ids.
       tgt_multiple: targets are padded to a multiple of this.
       shuffle, seed: shuffle within buckets and the order of batches (NumPy generator).
+      overflow: a source past the last bucket: ``'error'`` (a ValueError naming the pair and its length),
+        ``'truncate'`` (its first ``buckets[-1]`` tokens; the target is kept whole) or ``'drop'`` (the pair left
+        out); `rnn_jax.sequence.bucket_overflow` counts them.
     """
     lengths = [len(p.src) for p in pairs]
-    groups = bucket_indices(lengths, buckets, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder)
+    groups = bucket_indices(lengths, buckets, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
+                            overflow=overflow)
     for bound, idx in groups:
         yield stack_pairs([pairs[i] for i in idx], idx, bound, tgt_multiple=tgt_multiple, bos_id=bos_id,
                           eos_id=eos_id)

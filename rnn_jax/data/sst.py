@@ -116,7 +116,8 @@ class SentenceBatch(NamedTuple):
 
 def sentence_batches(examples: Sequence[SentimentExample], vocab: Vocabulary, *, batch_size: int,
                      bucket_lengths: Sequence[int] | None = None, shuffle: bool = False, seed: int = 0,
-                     drop_remainder: bool = False, pad_batch: bool = False) -> Iterator[SentenceBatch]:
+                     drop_remainder: bool = False, pad_batch: bool = False,
+                     overflow: str = "error") -> Iterator[SentenceBatch]:
     """Yields `SentenceBatch` padded to a few bucket lengths (`rnn_jax.sequence.bucket_by_length`).
 
     Args:
@@ -128,6 +129,8 @@ def sentence_batches(examples: Sequence[SentimentExample], vocab: Vocabulary, *,
       drop_remainder: drop each bucket's short last batch (training).
       pad_batch: fill each short batch up to ``B`` rows of weight 0, so every batch has one of
         ``len(bucket_lengths)`` shapes (evaluation without extra compilations).
+      overflow: an example past the last of `bucket_lengths`: ``'error'``, ``'truncate'`` (its first
+        ``bucket_lengths[-1]`` tokens) or ``'drop'``, as in `rnn_jax.sequence.bucket_by_length`.
 
     The order depends only on the arguments: to resume mid-epoch, rebuild with the same seed and skip the
     batches already used (``itertools.islice``).
@@ -137,14 +140,16 @@ def sentence_batches(examples: Sequence[SentimentExample], vocab: Vocabulary, *,
     if len(examples) == 0:
         return
     ids = [vocab.encode(ex.tokens) for ex in examples]
-    if any(len(x) == 0 for x in ids):
-        raise ValueError("examples must have at least one token")
+    empty = [i for i, x in enumerate(ids) if len(x) == 0]
+    if empty:
+        raise ValueError(f"examples must have at least one token: examples[{empty[0]}] has none "
+                         f"({len(empty)} of {len(ids)} are empty)")
     if bucket_lengths is None:
         bucket_lengths = bucket_lengths_for([len(x) for x in ids])
     labels = [ex.label for ex in examples]
     for padded, lengths, indices, labs in bucket_by_length(
             ids, bucket_lengths, batch_size, batch_first=True, padding_value=vocab.pad_id, shuffle=shuffle,
-            seed=seed, drop_remainder=drop_remainder, extras=labels):
+            seed=seed, drop_remainder=drop_remainder, extras=labels, overflow=overflow):
         n = len(indices)
         tokens = padded.astype(np.int32)  # [n, T_bucket]
         lengths = lengths.astype(np.int32)  # [n]

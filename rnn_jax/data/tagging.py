@@ -126,7 +126,8 @@ def encode_sentence(words: Sequence[str], tags: Sequence[str], vocabs: TaggingVo
 
 
 def stack_sentences(sentences: Sequence[EncodedSentence], indices: Sequence[int], T: int) -> dict:
-    """Returns the batch dict (module docstring) of `sentences` padded to `T` words."""
+    """Returns the batch dict (module docstring) of `sentences` padded to `T` words (a longer sentence is cut to
+    its first T words: `tagging_batches` with ``overflow='truncate'``)."""
     B, C = len(sentences), sentences[0].chars.shape[1]
     batch = {"words": np.zeros((B, T), np.int32), "lengths": np.zeros(B, np.int32),
              "chars": np.zeros((B, T, C), np.int32), "char_lengths": np.zeros((B, T), np.int32),
@@ -134,18 +135,18 @@ def stack_sentences(sentences: Sequence[EncodedSentence], indices: Sequence[int]
              "word_drop": np.zeros((B, T), np.float32), "unseen": np.zeros((B, T), bool),
              "index": np.asarray(indices, np.int32)}
     for b, s in enumerate(sentences):
-        n = len(s.words)
+        n = min(len(s.words), T)
         batch["lengths"][b] = n
         batch["mask"][b, :n] = 1.0
         for name in ("words", "chars", "char_lengths", "tags", "word_drop", "unseen"):
-            batch[name][b, :n] = getattr(s, name)
+            batch[name][b, :n] = getattr(s, name)[:n]
     return batch
 
 
-def _groups(lengths, mode, batch_size, buckets, shuffle, seed) -> list:
+def _groups(lengths, mode, batch_size, buckets, shuffle, seed, overflow) -> list:
     """Returns the batches as ``(padded length or None, indices)`` in the mode's grouping."""
     if mode in ("buckets", "vmap"):
-        return bucket_indices(lengths, buckets, batch_size, shuffle=shuffle, seed=seed)
+        return bucket_indices(lengths, buckets, batch_size, shuffle=shuffle, seed=seed, overflow=overflow)
     order = np.random.default_rng(seed).permutation(len(lengths)) if shuffle else np.arange(len(lengths))
     size = 1 if mode == "one_by_one" else batch_size
     return [(None, order[i:i + size]) for i in range(0, len(order), size)]
@@ -153,23 +154,27 @@ def _groups(lengths, mode, batch_size, buckets, shuffle, seed) -> list:
 
 def tagging_batches(sentences: Sequence[EncodedSentence], mode: str, *, batch_size: int,
                     buckets: Sequence[int] = (), shuffle: bool = False, seed: int = 0,
-                    drop_remainder: bool = False) -> Iterator[dict]:
+                    drop_remainder: bool = False, overflow: str = "error") -> Iterator[dict]:
     """Yields the batch dicts of `sentences` laid out for `mode` (module docstring).
 
     Args:
       sentences: encoded sentences; ``index`` in a batch is a position in this sequence.
       mode: one of `MODES` (``'one_by_one'`` ignores `batch_size`: one sentence per batch).
       batch_size: sentences per batch (the last of a group may be short unless `drop_remainder`).
-      buckets: increasing padded lengths (``'buckets'`` / ``'vmap'``), the last >= the longest sentence.
+      buckets: increasing padded lengths (``'buckets'`` / ``'vmap'``), the last >= the longest sentence unless
+        `overflow` says what to do with longer ones.
       shuffle, seed: shuffle sentences (and, with buckets, the order of batches) by a NumPy generator.
       drop_remainder: leave out batches shorter than `batch_size` (training; not for ``'one_by_one'``).
+      overflow: with buckets, a sentence past the last: ``'error'`` (a ValueError naming it and its length),
+        ``'truncate'`` (its first ``buckets[-1]`` words, ``lengths`` and ``mask`` say so) or ``'drop'`` (left
+        out); `rnn_jax.sequence.bucket_overflow` counts them.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     lengths = np.array([len(s.words) for s in sentences])
-    for bound, idx in _groups(lengths, mode, batch_size, buckets, shuffle, seed):
+    for bound, idx in _groups(lengths, mode, batch_size, buckets, shuffle, seed, overflow):
         if drop_remainder and mode != "one_by_one" and len(idx) < batch_size:
             continue
         yield stack_sentences([sentences[i] for i in idx], idx, bound or int(lengths[idx].max()))

@@ -43,3 +43,16 @@ def test_sources_go_to_their_bucket_and_bad_input_is_named():
         parallel.encode_pairs([("a", "b"), ("", "c")], src, tgt)
     assert np.array_equal(parallel.encode_pairs([("a man runs", "x")], src, tgt, max_len=2)[0].src,
                           src.encode(["a", "man"]))
+
+
+def test_sources_past_the_largest_bucket_are_cut_or_dropped_by_overflow():
+    src, tgt = parallel.pair_vocabularies(PAIRS)
+    encoded = parallel.encode_pairs(PAIRS, src, tgt)  # sources of 3, 2 and 2 words
+    with pytest.raises(ValueError, match=r"sequence 0 of length 3 exceeds the largest bucket \(2\) \(1 of 3"):
+        next(parallel.pair_batches(encoded, batch_size=3, buckets=(2,), bos_id=2, eos_id=3))
+    (batch,) = parallel.pair_batches(encoded, batch_size=3, buckets=(2,), bos_id=2, eos_id=3, overflow="truncate")
+    row = batch["index"].tolist().index(0)
+    assert batch["src"][row].tolist() == src.encode(["a", "man"]).tolist() and batch["src_lengths"][row] == 2
+    assert batch["tgt_out"][row, :4].tolist() == tgt.encode("ein mann läuft".split()).tolist() + [3]  # target whole
+    (batch,) = parallel.pair_batches(encoded, batch_size=3, buckets=(2,), bos_id=2, eos_id=3, overflow="drop")
+    assert sorted(batch["index"].tolist()) == [1, 2]

@@ -112,3 +112,19 @@ def test_a_malformed_line_in_a_split_file_names_the_file_and_the_line(tmp_path):
     assert str(folder / "dev.txt") in str(e.value) and "'(1 (1 c) (2 d)'" in str(e.value)
     # the lines themselves are still read back as they are; only parsing refuses them
     assert sst.read_sst_trees("dev", data_dir=tmp_path)[1] == "(1 (1 c) (2 d)"
+
+
+def test_examples_past_the_largest_bucket_are_cut_or_dropped_by_overflow():
+    examples = [sst.SentimentExample(("a", "b", "c", "d", "e"), 1), sst.SentimentExample(("b",), 0),
+                sst.SentimentExample(("c", "a"), 1)]
+    vocab = Vocabulary.build([ex.tokens for ex in examples])
+    with pytest.raises(ValueError, match=r"sequence 0 of length 5 exceeds the largest bucket \(4\)"):
+        next(sst.sentence_batches(examples, vocab, batch_size=4, bucket_lengths=(2, 4)))
+    cut = list(sst.sentence_batches(examples, vocab, batch_size=4, bucket_lengths=(2, 4), overflow="truncate"))
+    (long,) = [b for b in cut if 0 in b.indices.tolist()]
+    assert long.tokens.shape == (1, 4) and long.lengths.tolist() == [4]
+    assert long.tokens[0].tolist() == vocab.encode(("a", "b", "c", "d")).tolist() and long.labels.tolist() == [1]
+    kept = list(sst.sentence_batches(examples, vocab, batch_size=4, bucket_lengths=(2, 4), overflow="drop"))
+    assert sorted(i for b in kept for i in b.indices.tolist()) == [1, 2]
+    with pytest.raises(ValueError, match=r"examples\[1\] has none \(1 of 2 are empty\)"):
+        next(sst.sentence_batches([examples[1], sst.SentimentExample((), 0)], vocab, batch_size=2))

@@ -60,3 +60,17 @@ def test_bad_modes_and_buckets_are_named():
         next(tagging.tagging_batches(encoded, "buckets", batch_size=2, buckets=(2,)))
     with pytest.raises(ValueError, match="bucket_lengths must be positive and increasing"):
         next(tagging.tagging_batches(encoded, "vmap", batch_size=2, buckets=(4, 3)))
+
+
+def test_sentences_past_the_largest_bucket_are_cut_or_dropped_by_overflow():
+    v = tagging.TaggingVocabularies.build(TRAIN)
+    encoded = [tagging.encode_sentence(w, t, v, max_word_chars=4) for w, t in TRAIN]  # 3 and 2 words
+    with pytest.raises(ValueError, match=r"sequence 0 of length 3 exceeds the largest bucket \(2\)"):
+        next(tagging.tagging_batches(encoded, "buckets", batch_size=2, buckets=(2,)))
+    (batch,) = tagging.tagging_batches(encoded, "vmap", batch_size=2, buckets=(2,), overflow="truncate")
+    row = batch["index"].tolist().index(0)
+    assert batch["words"].shape == (2, 2) and batch["lengths"][row] == 2 and batch["mask"][row].tolist() == [1, 1]
+    assert batch["words"][row].tolist() == [v.words.token_to_id("the"), v.words.token_to_id("cat")]
+    assert batch["tags"][row].tolist() == [0, 1] and batch["chars"][row, 1].tolist() == v.chars.encode("cat").tolist() + [0]
+    (batch,) = tagging.tagging_batches(encoded, "buckets", batch_size=2, buckets=(2,), overflow="drop")
+    assert batch["index"].tolist() == [1] and batch["lengths"].tolist() == [2]
