@@ -26,6 +26,7 @@ from experiments import harness, plots
 from rnn_jax import training
 from rnn_jax.data import conllu_format, tagging, ud
 from rnn_jax.models.tagger import Tagger
+from rnn_jax.sequence import bucket_overflow
 
 SPLITS = (("dev", "validation"), ("test", "test"))
 
@@ -53,6 +54,9 @@ class TaggingTask(training.Task):
         encode = lambda ps, alpha=0.0: [tagging.encode_sentence(  # noqa: E731
             w, t, self.vocabs, max_word_chars=config.max_word_chars, word_dropout_alpha=alpha) for w, t in ps]
         self.train = encode(train, config.word_dropout_alpha)
+        if config.batching in ("buckets", "vmap") and (n := bucket_overflow([len(s.words) for s in self.train],
+                                                                               config.buckets)):
+            print(f"{n} training sentences are longer than the largest bucket: overflow={config.overflow!r}")
         self.encoded = {name: encode(pairs[name]) for name, _ in SPLITS}
         self.model = Tagger(len(self.vocabs.words), len(self.vocabs.chars), len(self.vocabs.tags),
                             word_dim=config.word_dim, char_dim=config.char_dim, char_hidden=config.char_hidden,
@@ -69,7 +73,7 @@ class TaggingTask(training.Task):
     def _epoch(self, epoch: int):
         c = self.config
         return tagging.tagging_batches(self.train, c.batching, batch_size=c.batch_size, buckets=c.buckets,
-                                       shuffle=True, seed=c.seed + epoch, drop_remainder=True)
+                                       shuffle=True, seed=c.seed + epoch, drop_remainder=True, overflow=c.overflow)
 
     def _eval_batches(self, name):
         return tagging.tagging_batches(self.encoded[name], "buckets", batch_size=self.config.eval_batch_size,

@@ -25,6 +25,7 @@ from rnn_jax import training
 from rnn_jax.data import sst as sst_data
 from rnn_jax.data.vocab import Vocabulary
 from rnn_jax.models.classifier import Classifier
+from rnn_jax.sequence import bucket_overflow
 
 LABELS = {2: ["neg", "pos"], 5: ["--", "-", "0", "+", "++"]}
 
@@ -44,6 +45,8 @@ class SentimentTask(training.Task):
             split, binary=not config.fine_grained, phrases=phrases, data_dir=config.data_dir)
         train = read("train", config.phrases)
         self.train = train[:config.max_train_examples] if config.max_train_examples else train
+        if config.buckets and (n := bucket_overflow([len(e.tokens) for e in self.train], config.buckets)):
+            print(f"{n} training examples are longer than the largest bucket: overflow={config.overflow!r}")
         self.vocab = training.load_or_build(Path(workdir) / "vocab.json", Vocabulary.load,
                                             lambda: sst_data.sst_vocabulary(self.train), lambda v, p: v.save(p))
         unk = self.vocab.unk_id
@@ -61,9 +64,10 @@ class SentimentTask(training.Task):
         self.dev_set = "dev"
 
     def _epoch(self, epoch: int):
-        return map(_as_dict, sst_data.sentence_batches(self.train, self.vocab, batch_size=self.config.batch_size,
-                                                       shuffle=True, seed=self.config.seed + epoch,
-                                                       drop_remainder=True))
+        c = self.config
+        return map(_as_dict, sst_data.sentence_batches(self.train, self.vocab, batch_size=c.batch_size,
+                                                       bucket_lengths=tuple(c.buckets) or None, shuffle=True,
+                                                       seed=c.seed + epoch, drop_remainder=True, overflow=c.overflow))
 
     def _eval_batches(self, examples):
         for b in sst_data.sentence_batches(examples, self.vocab, batch_size=self.config.eval_batch_size,

@@ -29,6 +29,7 @@ from rnn_jax.data import multi30k, parallel
 from rnn_jax.data.translation_format import detokenize
 from rnn_jax.models import seq2seq
 from rnn_jax.models.seq2seq_decoding import beam_translate
+from rnn_jax.sequence import bucket_overflow
 
 EVAL_SPLITS = {"valid": "validation", "test": "test"}  # evaluated by the loop (loss, greedy BLEU)
 EXTRA_TESTS = {"test2017": "test_2017_flickr", "mscoco2017": "test_2017_mscoco", "test2018": "test_2018_flickr"}
@@ -57,6 +58,8 @@ class TranslationTask(training.Task):
         self.raw = functools.partial(read, tokenized=False)
         encode = functools.partial(parallel.encode_pairs, src_vocab=self.src_vocab, tgt_vocab=self.tgt_vocab)
         self.train = encode(train, max_len=config.max_train_len)
+        if n := bucket_overflow([len(p.src) for p in self.train], config.buckets):
+            print(f"{n} training sources are longer than the largest bucket: overflow={config.overflow!r}")
         self.encoded = {name: encode(pairs, max_len=config.buckets[-1]) for name, pairs in self.pairs.items()}
         self.model = build_model(config, self.src_vocab, self.tgt_vocab)
         self.steps_per_epoch = sum(1 for _ in self._epoch(0))
@@ -70,7 +73,7 @@ class TranslationTask(training.Task):
         c = self.config
         return parallel.pair_batches(self.train, batch_size=c.batch_size, buckets=c.buckets, shuffle=True,
                                      seed=c.seed + epoch, drop_remainder=True, bos_id=self.tgt_vocab.bos_id,
-                                     eos_id=self.tgt_vocab.eos_id)
+                                     eos_id=self.tgt_vocab.eos_id, overflow=c.overflow)
 
     def _batches(self, name):
         return parallel.pair_batches(self.encoded[name], batch_size=self.config.eval_batch_size,

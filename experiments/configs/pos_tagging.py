@@ -51,6 +51,7 @@ def ewt() -> ml_collections.ConfigDict:
     # batching and optimisation
     c.batching = "buckets"  # one_by_one | padding | buckets | vmap
     c.buckets = (10, 16, 22, 30, 40, 60, 160)
+    c.overflow = "error"  # a training sentence past the last bucket: error | truncate | drop (evaluation: error)
     c.batch_size = 32
     c.learning_rate = 2e-3  # Adam, cosine decay
     c.clip_norm = 5.0

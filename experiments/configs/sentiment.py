@@ -35,6 +35,8 @@ def sst2() -> ml_collections.ConfigDict:
     c.word_dropout = 0.0
     # optimisation
     c.batch_size = 64
+    c.buckets = ()  # training lengths; (): the quantiles of the training lengths (`sst.bucket_lengths_for`)
+    c.overflow = "error"  # a training example past the last of buckets: error | truncate | drop
     c.learning_rate = 1e-3  # Adam, cosine decay
     c.weight_decay = 0.0  # > 0: AdamW
     c.clip_norm = 5.0

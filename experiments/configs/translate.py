@@ -50,6 +50,7 @@ def bahdanau_en_de() -> ml_collections.ConfigDict:
     # optimisation
     c.batch_size = 64
     c.buckets = (10, 13, 16, 20, 26, 40, 64)  # source lengths
+    c.overflow = "error"  # a training source past the last bucket: error | truncate | drop (evaluation: cut to it)
     c.learning_rate = 1e-3  # Adam, cosine decay
     c.clip_norm = 1.0
     c.epochs = 12
