@@ -15,6 +15,10 @@
   the best; exact resume).
 * `rnn_jax.training.workdir`: the configuration snapshot a resumed run must match (`RESUMABLE_FIELDS`),
   `load_or_build` for files derived once (a vocabulary).
+* `rnn_jax.training.storage`: `prepare_workdir` (created and really writable), `check_free_space` (room for
+  the checkpoints, before training), `start_over` (discard a run's workdir, explicitly).
+* `rnn_jax.training.accumulation`: gradient accumulation over micro-batches by sums (``micro_batches``).
+* `rnn_jax.training.faults`: the named moments a crash test stops a run at (a no-op without a hook).
 * `rnn_jax.training.metrics`: `MetricWriter` (``metrics.jsonl``, TensorBoard), `ProgressLine`,
   `write_results`, `read_metrics`, `plot_curves`.
 * `rnn_jax.training.host`: `keep_host_memory` (glibc malloc reuses freed memory: XLA:CPU's per-call
@@ -31,6 +35,7 @@ from rnn_jax.training.sharding import (batch_sharding, epoch_rows, global_batch,
 from rnn_jax.training.state import TrainState, create_train_state, make_optimizer, make_schedule
 from rnn_jax.training.step import (check_finite, make_carried_eval_step, make_carried_train_step, make_eval_step,
                                    make_train_step, reduce_metrics)
+from rnn_jax.training.storage import check_free_space, prepare_workdir, start_over
 from rnn_jax.training.task import EvalSet, Task
 from rnn_jax.training.workdir import RESUMABLE_FIELDS, load_or_build, read_config, snapshot_config
 
@@ -40,5 +45,6 @@ __all__ = [
     "make_mesh", "epoch_rows", "batch_sharding", "replicated_sharding", "shard_batch", "global_batch", "pad_batch",
     "replicate", "Checkpointer", "Restored", "MetricWriter", "ProgressLine", "write_results", "read_metrics",
     "plot_curves", "keep_host_memory", "LoopSettings", "train_and_evaluate", "describe", "Task", "EvalSet",
-    "evaluate_set", "RESUMABLE_FIELDS", "load_or_build", "read_config", "snapshot_config",
+    "evaluate_set", "RESUMABLE_FIELDS", "load_or_build", "read_config", "snapshot_config", "prepare_workdir",
+    "check_free_space", "start_over",
 ]

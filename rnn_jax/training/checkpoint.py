@@ -23,10 +23,13 @@ from typing import Any, Mapping, NamedTuple
 from absl import logging
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
 from rnn_jax.checks import check_size
+from rnn_jax.training import faults
+from rnn_jax.training.checkpoint_check import layout_differences, saved_layout, set_aside, template_layout
 from rnn_jax.training.state import TrainState
 
 
@@ -53,6 +56,23 @@ class _UnrankedSaveFilter(logging_lib.Filter):
 _UNRANKED_FILTER = _UnrankedSaveFilter()
 
 
+class _ExtraHandler(ocp.JsonCheckpointHandler):
+    """orbax's JSON handler for the ``extra`` item; with a fault hook installed (tests only) it adds one
+    commit future that calls ``faults.reached('checkpoint_write', step)`` in orbax's commit thread, so the
+    step directory is not renamed into place while the hook holds it."""
+
+    async def async_save(self, directory, item=None, args=None):
+        futures = list(await super().async_save(directory, item, args) or [])
+        if faults.armed():
+            step = int(str(directory.parent.name).split(".", 1)[0])  # ``<step>.orbax-checkpoint-tmp-...``
+
+            async def reach():
+                faults.reached("checkpoint_write", step)
+
+            futures.append(ocp.future.CommitFutureAwaitingContractedSignals(reach(), name="rnn_jax_fault"))
+        return futures
+
+
 def _abstract(tree):
     """The shapes, dtypes and shardings of `tree`'s arrays: what orbax restores into."""
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
@@ -62,6 +82,19 @@ def _to_tree(state: TrainState) -> dict:
     """The saved form: arrays only (a typed key becomes its uint32 key data)."""
     key = jax.random.key_data(state.key) if _is_typed_key(state.key) else state.key
     return {"params": state.params, "opt_state": state.opt_state, "step": state.step, "key": key}
+
+
+def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+    """The handlers of a checkpoint's three items: orbax's standard ones, `_ExtraHandler` for ``extra``."""
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    for name in ("state", "items"):
+        handler = ocp.StandardCheckpointHandler()
+        registry.add(name, ocp.args.StandardSave, handler)
+        registry.add(name, ocp.args.StandardRestore, handler)
+    extra = _ExtraHandler()
+    registry.add("extra", ocp.args.JsonSave, extra)
+    registry.add("extra", ocp.args.JsonRestore, extra)
+    return registry
 
 
 class Checkpointer:
@@ -99,7 +132,8 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             create=True, cleanup_tmp_directories=True, enable_async_checkpointing=async_save,
             best_fn=best_fn, best_mode=best_mode, preservation_policy=ocm.AnyPreservationPolicy(policies))
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(self.directory, options=options, handler_registry=_registry())
+        self.set_aside: list[tuple[int, str, str]] = []  # (step, why, where) of unreadable checkpoints moved
         if best_metric is not None:
             logging.get_absl_logger().addFilter(_UNRANKED_FILTER)  # adding the same filter twice is a no-op
 
@@ -189,10 +223,54 @@ class Checkpointer:
 
     def restore_latest(self, template_state: TrainState, *,
                        items: Mapping[str, Any] | None = None) -> "Restored | None":
-        """Returns `Restored` of the newest checkpoint (see `restore`), or None if there is none (a fresh run)."""
+        """Returns `Restored` of the newest readable checkpoint (see `restore`), or None if there is none.
+
+        A checkpoint whose arrays cannot be read (a truncated or corrupted file) is moved aside to
+        ``<directory>.unreadable/`` with a warning naming it and why, and the previous one is tried; each
+        is recorded in `set_aside` as ``(step, why, new path)``. Nothing is deleted.
+
+        Raises:
+          ValueError: when the newest checkpoint's arrays read fine but differ from the templates (names,
+            shapes or dtypes): it was written by another run, so no older one would be right either.
+        """
         self.wait()
-        step = self._manager.latest_step()
-        return None if step is None else self.restore(template_state, step, items=items)
+        for step in sorted(self._manager.all_steps(), reverse=True):
+            why = self._unreadable(step, template_state, items)
+            if why is None:
+                try:
+                    return self.restore(template_state, step, items=items)
+                except Exception as error:  # noqa: BLE001 - the layout matched, so the data are damaged
+                    why = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+            moved = self._set_aside(step)
+            self.set_aside.append((step, why, moved))
+            logging.warning("checkpoint %d in %s is unreadable (%s); moved it to %s and trying the previous one",
+                            step, self.directory, why, moved)
+        return None
+
+    def _unreadable(self, step: int, template_state: TrainState, items) -> str | None:
+        """Returns why checkpoint `step` cannot be read, None if its layout matches; raises for another run's."""
+        parts = {"state": _to_tree(template_state), **({"items": dict(items)} if items else {})}
+        for name, tree in parts.items():
+            saved = saved_layout(os.path.join(self.directory, str(step), name))
+            if saved is None:
+                return f"the metadata of its {name!r} arrays cannot be read"
+            differences = layout_differences(saved, template_layout(tree))
+            if differences:
+                raise ValueError(
+                    f"checkpoint {step} in {self.directory} was written by another run: its {name!r} arrays differ "
+                    f"from this run's ({'; '.join(differences)}). Use another workdir, or remove its checkpoints "
+                    f"to start over.")
+        return None
+
+    def _set_aside(self, step: int) -> str:
+        """Moves step `step` aside (process 0 only; every process waits for it) and reloads the manager."""
+        target = f"{self.directory}.unreadable/<moved by process 0>"
+        if jax.process_index() == 0:
+            target = os.fspath(set_aside(self.directory, step))
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"rnn_jax set aside checkpoint {step}")
+        self._manager.reload()
+        return target
 
     # --- lifetime
     def wait(self) -> None:

@@ -24,6 +24,7 @@ The loop reads no flags and no config files: an experiment maps its config onto 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -32,14 +33,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from rnn_jax.checks import check_size
-from rnn_jax.training import sharding
+from rnn_jax.training import faults, sharding
 from rnn_jax.training.checkpoint import Checkpointer
 from rnn_jax.training.evaluation import evaluate_set
 from rnn_jax.training.metrics import MetricWriter, ProgressLine, plot_curves, write_results
 from rnn_jax.training.state import create_train_state
+from rnn_jax.training.storage import check_free_space, prepare_workdir, tree_bytes
 from rnn_jax.training.step import check_finite, make_carried_eval_step, make_carried_train_step, reduce_metrics
 from rnn_jax.training.task import Task
 from rnn_jax.training.workdir import snapshot_config
@@ -60,6 +63,8 @@ class LoopSettings:
       seed: the run's seed.
       progress_seconds: at most one progress line per this many seconds.
       tensorboard: also write TensorBoard event files.
+      micro_batches: run each training batch as this many micro-batches, accumulating loss sums, counts
+        and gradient sums into one update equal to the whole batch's (`rnn_jax.training.accumulation`).
     """
 
     log_every: int = 50
@@ -71,9 +76,11 @@ class LoopSettings:
     seed: int = 0
     progress_seconds: float = 30.0
     tensorboard: bool = True
+    micro_batches: int = 1
 
     def __post_init__(self):
         check_size("log_every", self.log_every)
+        check_size("micro_batches", self.micro_batches)
         check_size("keep", self.keep)
         for name in ("eval_every", "save_every"):  # None: at each epoch / evaluation
             if getattr(self, name) is not None:
@@ -96,6 +103,13 @@ def _scalars(prefix: str, metrics: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(v, (int, float, np.floating)) and k != "count" and not k.endswith("_count")}
 
 
+class _NoWriter:
+    """What processes other than the first write metrics to: nothing."""
+
+    def write(self, step: int, scalars: Mapping[str, Any]) -> None:
+        del step, scalars
+
+
 class _Run:
     """One call of `train_and_evaluate`: the compiled steps, the mesh, the writers, the cadence."""
 
@@ -103,12 +117,15 @@ class _Run:
         check_size("task.total_steps", task.total_steps)
         if task.dev_set not in task.eval_sets:
             raise ValueError(f"task.dev_set {task.dev_set!r} is not one of its eval_sets {sorted(task.eval_sets)}")
-        self.task, self.settings, self.workdir, self.print = task, settings, workdir, print_fn
+        self.task, self.settings, self.workdir = task, settings, workdir
+        self.primary = jax.process_index() == 0  # the one process that prints and writes files
+        self.print = print_fn if self.primary else (lambda line: None)
         self.mesh = sharding.make_mesh()
         self.total = task.total_steps
         self.eval_every = settings.eval_every or task.steps_per_epoch or self.total
         self.key = jax.random.key(settings.seed)
-        self.train_step = jax.jit(make_carried_train_step(task.loss), donate_argnums=(0, 2))
+        self.train_step = jax.jit(make_carried_train_step(task.loss, micro_batches=settings.micro_batches),
+                                  donate_argnums=(0, 2))
         self.eval_step = jax.jit(make_carried_eval_step(task.loss))
         self.ckpt = Checkpointer(workdir, save_every=settings.save_every or self.eval_every, keep=settings.keep,
                                  best_metric=settings.best_metric, best_mode=settings.best_mode)
@@ -128,7 +145,12 @@ class _Run:
         first = next(task.train_batches(0, jax.process_index(), jax.process_count()))
         self.local_batch_size = sharding.check_divisible(first, len(self.mesh.local_devices), "training batch")
         carry = self.initial_carry()
+        existing = len(self.ckpt.all_steps())
         restored = self.ckpt.restore_latest(state, items=_items(0, carry))  # the template of what was saved
+        for step, why, moved in self.ckpt.set_aside:
+            self.print(f"checkpoint {step} is unreadable ({why}); moved it to {moved}")
+        check_free_space(self.workdir, tree_bytes((state, _items(0, carry))), keep=self.settings.keep,
+                         existing=existing - len(self.ckpt.set_aside))
         if restored is None:
             return state, 0, carry
         state, _, items = restored
@@ -137,14 +159,14 @@ class _Run:
         return state, position, items.get("carry")
 
     # --- evaluation
-    def evaluate(self, name: str, state) -> dict:
+    def evaluate(self, name: str, state, step: int) -> dict:
         """Returns the metrics of evaluation set `name`: reduced sums and the task's host metrics."""
         metrics, outputs = evaluate_set(self.eval_step, state, self.task.eval_sets[name], self.task.initial_carry,
-                                        self.mesh)
+                                        self.mesh, on_batch=lambda i: i or faults.reached("evaluation", step))
         return {**metrics, **self.task.eval_metrics(name, metrics, outputs)}
 
     def evaluate_dev(self, step: int, state) -> dict:
-        metrics = self.evaluate(self.task.dev_set, state)
+        metrics = self.evaluate(self.task.dev_set, state, step)
         self.dev_cache[step] = metrics
         self.print(f"step {step}: {self.task.dev_set} {describe(metrics)}")
         return metrics
@@ -181,7 +203,7 @@ class _Run:
                        f"{jax.process_count()} process(es); workdir {self.workdir}")
         batches = task.train_batches(position, jax.process_index(), jax.process_count())
         history = []
-        with MetricWriter(self.workdir, tensorboard=self.settings.tensorboard, log=False) as writer:
+        with self.writer() as writer:
             progress = ProgressLine(self.total, every_seconds=self.settings.progress_seconds, start_step=start,
                                     print_fn=self.print)
             for step in range(start + 1, self.total + 1):
@@ -189,6 +211,7 @@ class _Run:
                     carry = self.initial_carry()
                 batch = sharding.global_batch(next(batches), self.mesh)
                 state, metrics, carry = self.train_step(state, batch, carry)
+                faults.reached("train_step", step)
                 position += 1
                 history.append(metrics)
                 if self.is_log_point(step):
@@ -213,15 +236,25 @@ class _Run:
         results.update(step=int(state.step), selected_step=step)
         for name in self.task.eval_sets:
             cached = self.dev_cache.get(step) if name == self.task.dev_set else None
-            results[name] = cached if cached is not None else self.evaluate(name, selected)
+            results[name] = cached if cached is not None else self.evaluate(name, selected, step)
         for name in self.task.eval_sets:
             self.print(f"step {step} (selected): {name} {describe(results[name])}")
-        results.update(self.task.artifacts(selected.params, self.workdir, results) or {})
-        results["wall_time_s"] = time.time() - started
-        if jax.process_index() == 0:
+        if self.primary:  # with several processes, on a host copy of the replicated params: the others wait
+            params = selected.params if jax.process_count() == 1 else jax.device_get(selected.params)
+            results.update(self.task.artifacts(params, self.workdir, results) or {})
+            results["wall_time_s"] = time.time() - started
             write_results(self.workdir, results)
             plot_curves(self.workdir, keys=("train_loss", f"{self.task.dev_set}_loss"))
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("rnn_jax finish")  # the others wait for process 0's files
+        results.setdefault("wall_time_s", time.time() - started)
         return results
+
+    def writer(self):
+        """The metrics writer: ``metrics.jsonl`` and TensorBoard on process 0, nothing on the others."""
+        if self.primary:
+            return MetricWriter(self.workdir, tensorboard=self.settings.tensorboard, log=False)
+        return contextlib.nullcontext(_NoWriter())
 
 
 def train_and_evaluate(task: Task, settings: LoopSettings, workdir: str | os.PathLike, *,
@@ -243,9 +276,9 @@ def train_and_evaluate(task: Task, settings: LoopSettings, workdir: str | os.Pat
       task's artifact entries and ``'config'``; the same is written to ``<workdir>/results.json``.
     """
     started = time.time()
-    workdir = Path(workdir)
+    workdir = prepare_workdir(workdir)
     if config is not None:
-        snapshot_config(workdir, config)
+        snapshot_config(workdir, config, write=jax.process_index() == 0)
     run = _Run(task, settings, workdir, print_fn or (lambda line: print(line, flush=True)))
     try:
         return run.finish(run.train(*run.start()), started, config)

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rnn_jax.checks import check_size
+from rnn_jax.training.accumulation import accumulate_gradients
 from rnn_jax.training.state import TrainState
 
 LossFn = Callable[[Any, Any, Any], tuple]
@@ -60,7 +62,7 @@ def _check_carried(out) -> tuple:
 
 
 def make_carried_train_step(loss_fn: CarriedLossFn, *, grad_scale: float = 1.0,
-                            learning_rate_fn: optax.Schedule | None = None) -> Callable:
+                            learning_rate_fn: optax.Schedule | None = None, micro_batches: int = 1) -> Callable:
     """Returns ``train_step(state, batch, carry) -> (state, metrics, carry)``, one update, not yet jitted.
 
     The form of `make_train_step` for state carried from batch to batch (truncated BPTT) and the one the
@@ -69,18 +71,32 @@ def make_carried_train_step(loss_fn: CarriedLossFn, *, grad_scale: float = 1.0,
     one) and `new_carry` the state after it. No gradient flows into the carried state: it enters as data
     and leaves through ``stop_gradient``. Jit it with ``donate_argnums=(0, 2)``. Arguments and metrics as
     in `make_train_step`; an ``aux['outputs']`` entry (per-example arrays) is left out of the metrics.
+    With ``micro_batches=k > 1`` the batch (and carry) is run as `k` micro-batches whose loss sums, counts
+    and gradient sums are accumulated into one update equal to the whole batch's
+    (`rnn_jax.training.accumulation`); the batch size must divide by `k` (checked at trace time).
     """
+    check_size("micro_batches", micro_batches)
 
-    def train_step(state: TrainState, batch, carry):
-        key = jax.random.fold_in(state.key, state.step)
+    def checked(params, batch, carry, key):
+        (loss_sum, count, aux, _), new_carry = _check_carried(loss_fn(params, batch, carry, key))
+        return loss_sum, count, aux, new_carry
+
+    def gradients(params, batch, carry, key):
+        if micro_batches > 1:
+            return accumulate_gradients(checked, params, batch, carry, key, micro_batches=micro_batches,
+                                        grad_scale=grad_scale)
 
         def objective(params):
-            (loss_sum, count, aux, _), new_carry = _check_carried(loss_fn(params, batch, carry, key))
+            loss_sum, count, aux, new_carry = checked(params, batch, carry, key)
             count = jnp.asarray(count, jnp.float32)
             mean = loss_sum / jnp.maximum(count, 1.0)  # an all-padding batch gives zero, not NaN
             return mean * grad_scale, (loss_sum, count, aux, jax.lax.stop_gradient(new_carry))
 
-        grads, (loss_sum, count, aux, new_carry) = jax.grad(objective, has_aux=True)(state.params)
+        return jax.grad(objective, has_aux=True)(params)
+
+    def train_step(state: TrainState, batch, carry):
+        key = jax.random.fold_in(state.key, state.step)
+        grads, (loss_sum, count, aux, new_carry) = gradients(state.params, batch, carry, key)
         metrics = {"loss_sum": jnp.asarray(loss_sum, jnp.float32), "count": count,
                    "grad_norm": optax.tree.norm(grads).astype(jnp.float32), **aux}
         if learning_rate_fn is not None:
@@ -118,7 +134,7 @@ def _without_carry(loss_fn: LossFn) -> CarriedLossFn:
 
 
 def make_train_step(loss_fn: LossFn, *, grad_scale: float = 1.0,
-                    learning_rate_fn: optax.Schedule | None = None) -> Callable:
+                    learning_rate_fn: optax.Schedule | None = None, micro_batches: int = 1) -> Callable:
     """Returns ``train_step(state, batch) -> (state, metrics)``, one optimiser update, not yet jitted.
 
     The caller compiles it once and reuses it; donating the state lets XLA update it in place::
@@ -135,6 +151,8 @@ def make_train_step(loss_fn: LossFn, *, grad_scale: float = 1.0,
         the per-sequence sum over time that Zaremba et al. 2014 differentiate). ``loss_sum`` is
         reported unscaled; ``grad_norm`` is the norm of the scaled gradient, the one clipping sees.
       learning_rate_fn: optional schedule; its value at the step is reported as ``learning_rate``.
+      micro_batches: run the batch as this many micro-batches and accumulate their sums into one update
+        equal to the whole batch's (`rnn_jax.training.accumulation`; for large batches on few devices).
 
     Returns:
       train_step(state: TrainState, batch) -> (TrainState with step + 1, metrics), where metrics is a
@@ -143,7 +161,7 @@ def make_train_step(loss_fn: LossFn, *, grad_scale: float = 1.0,
       `reduce_metrics`, after `check_finite`.
     """
     carried = make_carried_train_step(_without_carry(loss_fn), grad_scale=grad_scale,
-                                      learning_rate_fn=learning_rate_fn)
+                                      learning_rate_fn=learning_rate_fn, micro_batches=micro_batches)
 
     def train_step(state: TrainState, batch):
         state, metrics, _ = carried(state, batch, None)

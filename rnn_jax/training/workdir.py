@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
+import jax
+
 CONFIG_FILE = "config.json"
 
 # The one list of configuration fields that may differ between a run and the workdir it resumes: the step
@@ -22,7 +24,7 @@ CONFIG_FILE = "config.json"
 # printed. Matched on the last component of a dotted name, so a field nested in a sub-config counts too.
 RESUMABLE_FIELDS = frozenset({
     "steps", "epochs", "eval_every", "log_every", "save_every", "progress_seconds", "data_dir", "verbosity",
-    "keep_checkpoints",
+    "keep_checkpoints", "micro_batches", "start_over",
 })
 
 T = TypeVar("T")
@@ -49,11 +51,12 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
             if a.get(n, missing) != b.get(n, missing) and n.rsplit(".", 1)[-1] not in RESUMABLE_FIELDS]
 
 
-def snapshot_config(workdir: str | os.PathLike, config: Mapping[str, Any]) -> Path:
+def snapshot_config(workdir: str | os.PathLike, config: Mapping[str, Any], *, write: bool = True) -> Path:
     """Returns the path of the workdir's config snapshot, written now or checked against `config`.
 
     Writes ``<workdir>/config.json`` on a fresh workdir; on one that has it, rewrites it with `config`
-    (so resumable fields record their latest values) after checking that nothing else differs.
+    (so resumable fields record their latest values) after checking that nothing else differs. With
+    ``write=False`` (every process but the first of a multi-process run) it only checks an existing one.
 
     Raises:
       ValueError: naming every differing field, when the workdir was written by another configuration.
@@ -66,11 +69,22 @@ def snapshot_config(workdir: str | os.PathLike, config: Mapping[str, Any]) -> Pa
             raise ValueError(
                 f"workdir {path.parent} was written by another configuration; these fields differ (saved -> "
                 f"now): {'; '.join(differences)}. Use another --workdir, or the saved settings to resume. "
-                f"Fields that may change on resume: {sorted(RESUMABLE_FIELDS)}.")
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+                f"Fields that may change on resume: {sorted(RESUMABLE_FIELDS)}; start_over=True discards the "
+                f"workdir's previous run.")
+    if write:
+        _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(config, indent=1, sort_keys=True, default=str)
+                                                           + "\n", encoding="utf-8"))
     return path
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
+    """Calls ``write(tmp)`` for a temporary file beside `path`, then renames it onto `path` (atomic)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_config(workdir: str | os.PathLike) -> dict:
@@ -90,12 +104,15 @@ def load_or_build(path: str | os.PathLike, load: Callable[[Path], T], build: Cal
     """Returns ``load(path)`` if `path` exists, else ``build()``, saved to `path` first.
 
     For what a run derives once from its data and must reuse when it resumes (a vocabulary built from
-    the training split): a resumed run then sees exactly the ids the checkpoint was trained with.
+    the training split): a resumed run then sees exactly the ids the checkpoint was trained with. The
+    file is written atomically and only by process 0 (`build` must be deterministic: every process of a
+    multi-process run builds the same value, and one that finds the file loads it).
     """
     path = Path(path)
     if path.exists():
         return load(path)
     value = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(value, path)
+    if jax.process_index() == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, lambda tmp: save(value, tmp))
     return value

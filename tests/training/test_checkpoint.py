@@ -133,3 +133,56 @@ def test_resume_after_sigkill(tmp_path):
     for i, leaf in enumerate(leaves(ref_state.params)):
         np.testing.assert_array_equal(final[f"leaf_{i}"], leaf)
     assert {int(k): v for k, v in losses.items()} == {s: ref_losses[s] for s in range(resume_from + 1, total + 1)}
+
+
+def _three_checkpoints(workdir):
+    state, step_fn = fresh_state(8), jitted_train_step()
+    with tr.Checkpointer(workdir, save_every=1, keep=3) as ckpt:
+        for pos in range(3):
+            state, _ = step_fn(state, batch_at(pos))
+            ckpt.save(pos + 1, state)
+    (workdir / "notes.txt").write_text("a file of the user's")
+    return state
+
+
+def _listing(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _truncate_arrays(step_dir):
+    for f in (step_dir / "state" / "d").iterdir():
+        with open(f, "r+b") as handle:
+            handle.truncate(7)
+
+
+def _garble_metadata(step_dir):
+    (step_dir / "state" / "_METADATA").write_text("{not json")
+
+
+@pytest.mark.parametrize("damage", [_truncate_arrays, _garble_metadata])
+def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_previous_one_restored(tmp_path, damage):
+    _three_checkpoints(tmp_path)
+    damage(tmp_path / "checkpoints" / "3")
+    before = [p for p in _listing(tmp_path) if not p.startswith("checkpoints/3")]
+    ckpt = tr.Checkpointer(tmp_path, save_every=1, keep=3)
+    restored = ckpt.restore_latest(fresh_state(8))
+    assert int(restored.state.step) == 2
+    (step, why, moved), = ckpt.set_aside
+    assert step == 3 and ("metadata" in why or "OUT_OF_RANGE" in why or "Error" in why), why
+    moved = tmp_path / "checkpoints.unreadable" / os.path.basename(moved)
+    assert moved.name.startswith("3-") and (moved / "state").is_dir()
+    after = [p for p in _listing(tmp_path) if not p.startswith("checkpoints.unreadable")]
+    assert after == before  # nothing else in the workdir was deleted or changed
+    assert ckpt.all_steps() == [1, 2]
+    ckpt.close()
+
+
+def test_a_checkpoint_of_another_run_is_an_error_naming_the_arrays(tmp_path):
+    _three_checkpoints(tmp_path)
+    state = fresh_state(8)  # a model with 3 classes instead of 2
+    other = state.replace(params={**state.params, "out": {"w": jnp.zeros((8, 3)), "b": jnp.zeros(3)}})
+    with pytest.raises(ValueError, match=r"checkpoint 3 in .* was written by another run: its 'state' arrays "
+                                         r"differ from this run's \(params/out/b: saved float32\[2\], this run "
+                                         r"float32\[3\]; params/out/w: saved float32\[8, 2\], this run float32\[8, 3\]\)"):
+        tr.Checkpointer(tmp_path, save_every=1).restore_latest(other)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "2", "3"]  # none set aside
