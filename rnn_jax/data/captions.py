@@ -98,10 +98,23 @@ def image_bytes(example: CaptionedImage) -> bytes:
         return example.data
     if example.path is None:
         raise ValueError(f"example must have data or path, got neither for image {example.image_id!r}")
-    return Path(example.path).read_bytes()
+    path = Path(example.path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {example.image_id} ({example.file_name}): {path} does not exist")
+    return path.read_bytes()
 
 
-def decode_image(data: bytes, size: int) -> np.ndarray:
+def load_image(example: CaptionedImage, size: int) -> np.ndarray:
+    """Returns an example's image decoded as in `decode_image`, ``[size, size, 3]`` float32 in [0, 1].
+
+    Raises:
+      FileNotFoundError / ValueError: as `image_bytes` and `decode_image`, naming the image id and its file.
+    """
+    return decode_image(image_bytes(example), size,
+                        origin=f"image {example.image_id} ({example.path or example.file_name})")
+
+
+def decode_image(data: bytes, size: int, *, origin: str = "") -> np.ndarray:
     """Returns the decoded image as ``[size, size, 3]`` float32 RGB in [0, 1] (pixel values / 255).
 
     Decoded with PIL and converted to RGB (greyscale, palette, CMYK, alpha dropped), then resized in memory so
@@ -109,16 +122,25 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
     widens with the scale so shrinking averages, i.e. antialiases) and center-cropped to ``size x size`` (the
     crop starts at ``(longer - size) // 2``). Nothing is written to disk.
 
+    Args:
+      data: an image file's bytes.
+      size: the output's side.
+      origin: where `data` comes from (an image id, a file), named in errors.
+
     Raises:
-      ValueError: `size` is not a positive int, or `data` is not an image PIL can decode.
+      ValueError: `size` is not a positive int, or `data` is not an image PIL can decode (unreadable,
+        truncated, or too large for PIL's decompression-bomb limit); names `origin`.
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
     try:
         image = Image.open(io.BytesIO(data))
         image = image.convert("RGB")
-    except (OSError, TypeError, ValueError) as e:
-        raise ValueError(f"data must hold an image file PIL can decode (JPEG, PNG, ...): {e}") from None
+    except (OSError, TypeError, ValueError, Image.DecompressionBombError) as e:
+        where = f"{origin}: " if origin else ""
+        got = f"{len(data)} bytes" if isinstance(data, bytes) else type(data).__name__
+        raise ValueError(f"{where}data must hold an image file PIL can decode (JPEG, PNG, ...), got {got}: "
+                         f"{e}") from None
     width, height = image.size
     scale = size / min(width, height)
     new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
@@ -137,15 +159,25 @@ def load_features(features_dir: str | os.PathLike, file_name: str) -> np.ndarray
         (``train2017/000000391895.jpg`` -> ``features_dir/000000391895.npy``).
       file_name: the image's file name (`CaptionedImage.file_name`) or path.
 
+    The file is read with ``allow_pickle=False``: an object array (which would unpickle, i.e. run code) is
+    refused.
+
     Raises:
       FileNotFoundError: the ``.npy`` file does not exist (names it and the image).
-      ValueError: the array's rank is not 1, 2 or 3 (names the file and its shape).
+      ValueError: the file is not a plain numeric ``.npy`` array (an object array, a truncated or other file),
+        or its rank is not 1, 2 or 3 (names the file and the dtype or shape).
     """
     path = Path(features_dir) / f"{Path(file_name).stem}.npy"
     if not path.is_file():
         raise FileNotFoundError(f"no features for image {file_name}: {path} does not exist (expected one .npy per "
                                 "image, named by the image file's stem)")
-    array = np.load(path, allow_pickle=False)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"features of image {file_name}: {path} is not a plain .npy array of numbers ({e})") from None
+    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"features in {path} must be numbers, got dtype "
+                         f"{getattr(array, 'dtype', type(array).__name__)}")
     if array.ndim not in (1, 2, 3):
         raise ValueError(f"features in {path} must have shape [D], [S, D] or [h, w, D], got shape {array.shape}")
     if array.ndim == 3:

@@ -99,7 +99,7 @@ def parse_coco(text: str, origin: str, image_dir: str) -> list[CaptionedImage]:
 
     Raises:
       ValueError: malformed JSON, a missing field, a duplicate image id, an annotation whose ``image_id`` is not
-        among the images, or an image without captions (each names `origin` and the id).
+        among the images, an empty caption, or an image without captions (each names `origin` and the id).
     """
     data = _load_json(text, origin)
     annotations = data.get("annotations")
@@ -118,7 +118,10 @@ def parse_coco(text: str, origin: str, image_dir: str) -> list[CaptionedImage]:
         if image_id not in captions:
             raise ValueError(f"{origin}: annotation {ann.get('id')} refers to image id {image_id}, which is not "
                              "among the file's images")
-        captions[image_id].append(str(_field(ann, "caption", origin, f"annotation {ann.get('id')}")).strip())
+        caption = str(_field(ann, "caption", origin, f"annotation {ann.get('id')}")).strip()
+        if not caption:
+            raise ValueError(f"{origin}: annotation {ann.get('id')} of image id {image_id} has an empty caption")
+        captions[image_id].append(caption)
     for image_id in order:
         if not captions[image_id]:
             raise ValueError(f"{origin}: image id {image_id} ({names[image_id]}) has no caption")
@@ -147,8 +150,11 @@ def _karpathy_image(image, origin: str, folder: str | None, dataset: str) -> Cap
     if not sentences:
         raise ValueError(f"{origin}: image {filename} has no caption")
     image_id = str(image["cocoid"]) if "cocoid" in image else PurePosixPath(filename).stem
-    return CaptionedImage(image_id, file_name,
-                          tuple(str(_field(s, "raw", origin, f"a sentence of {filename}")) for s in sentences))
+    raws = tuple(str(_field(s, "raw", origin, f"a sentence of {filename}")) for s in sentences)
+    if not all(r.strip() for r in raws):
+        raise ValueError(f"{origin}: image {filename} has an empty caption (sentence "
+                         f"{[r.strip() for r in raws].index('')} of {len(raws)})")
+    return CaptionedImage(image_id, file_name, raws)
 
 
 def parse_karpathy(text: str, origin: str, split: str, *, include_restval: bool = False,
@@ -166,8 +172,8 @@ def parse_karpathy(text: str, origin: str, split: str, *, include_restval: bool 
         without a ``filepath``; ``file_name`` is ``filepath/filename`` when there is one.
 
     Raises:
-      ValueError: a bad split, malformed JSON, a missing field, an unknown split label, or an image without
-        sentences (each names `origin` and the image).
+      ValueError: a bad split, malformed JSON, a missing field, an unknown split label, an empty caption, or an
+        image without sentences (each names `origin` and the image).
     """
     labels = _karpathy_labels(split, include_restval)
     data = _load_json(text, origin)

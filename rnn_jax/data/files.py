@@ -31,6 +31,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -434,11 +435,24 @@ def locate(relpath: str, data_dir: str | os.PathLike | None = None, *, alternati
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """Returns the whole UTF-8 text of a plain or gzipped (``.gz``) file, newlines kept as stored."""
+    """Returns the whole UTF-8 text of a plain or gzipped (``.gz``) file, newlines kept as stored.
+
+    Raises:
+      ValueError: a ``.gz`` file that is truncated or damaged (names the file), or bytes that are not UTF-8
+        (names the file, the 1-based line and the byte offset).
+    """
     path = Path(path)
     if path.suffix == ".gz":
-        with gzip.open(path, "rb") as f:
-            data = f.read()
+        try:
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise ValueError(f"{path}: not a complete gzip file ({e}); the copy is truncated or damaged") from None
     else:
         data = path.read_bytes()
-    return data.decode("utf-8")  # newlines as stored (all staged files use \n)
+    try:
+        return data.decode("utf-8")  # newlines as stored (all staged files use \n)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: line {line}: not UTF-8 text ({e.reason} at byte {e.start}: "
+                         f"{data[e.start:e.start + 4]!r})") from None

@@ -24,6 +24,7 @@ import math
 import os
 from typing import Iterator, Mapping, NamedTuple
 
+from absl import logging
 import numpy as np
 
 from rnn_jax.data import text as text_lib
@@ -146,10 +147,12 @@ class LMIterator:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LMCorpus:
-    """A language-modelling corpus: its vocabulary (from the training split) and each split's ids ``[N]`` (int32)."""
+    """A language-modelling corpus: its vocabulary (from the training split), each split's ids ``[N]`` (int32)
+    and, per split, how many of its tokens are outside the vocabulary (encoded as ``<unk>``)."""
     name: str
     vocab: Vocabulary
     splits: dict
+    unknown: dict = dataclasses.field(default_factory=dict)
 
     @property
     def level(self) -> str:
@@ -180,10 +183,18 @@ def load_lm_corpus(corpus: str, *, vocab: Vocabulary | None = None, splits=SPLIT
       vocab: a saved vocabulary (reloaded on resume); None builds one from the training split (`lm_vocabulary`).
       splits: which splits to encode.
       data_dir, source, tfds_dir, verify: as in `text.read_tiny_shakespeare`.
+
+    Tokens outside the vocabulary become ``<unk>``; `LMCorpus.unknown` counts them per split, and a non-zero
+    count is logged (absl, INFO).
     """
     kw = dict(data_dir=data_dir, source=source, tfds_dir=tfds_dir, verify=verify)
     tokens = {s: text_lib.lm_tokens(corpus, s, **kw) for s in map(canonical_split, splits)}
     if vocab is None:
         train = tokens["train"] if "train" in tokens else text_lib.lm_tokens(corpus, "train", **kw)
         vocab = lm_vocabulary(corpus, train)
-    return LMCorpus(corpus, vocab, {s: vocab.encode(t) for s, t in tokens.items()})
+    unknown = {s: vocab.count_unknown(t) for s, t in tokens.items()}
+    for split, n in unknown.items():
+        if n:
+            logging.info("%s %s: %d of %d tokens are outside the vocabulary (encoded as %s)", corpus, split, n,
+                         len(tokens[split]), vocab.unk)
+    return LMCorpus(corpus, vocab, {s: vocab.encode(t) for s, t in tokens.items()}, unknown)

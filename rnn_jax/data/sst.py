@@ -34,7 +34,7 @@ def _split_lines(split: str, data_dir, source: str, tfds_dir, verify: bool) -> t
         return [r["tree"] for r in records], f"TFDS sst/{split}"
     relpath, alternatives = files.sst_relpath(split)
     path = files.locate(relpath, data_dir, alternatives=alternatives, verify=verify)
-    return tree_lines(files.read_text(path)), str(path)
+    return tree_lines(files.read_text(path), str(path)), str(path)
 
 
 def read_sst_trees(split: str, *, data_dir: str | os.PathLike | None = None, source: str = "auto",

@@ -44,18 +44,29 @@ class SentimentExample(NamedTuple):
     label: int
 
 
-def tree_lines(raw: str) -> list[str]:
-    """Returns the tree lines (`list` of `str`, one per sentence, file order) of a tree file's text; blank
-    lines (the file's final newline) are dropped."""
-    return [line for line in raw.split("\n") if line.strip()]
+def tree_lines(raw: str, origin: str = "") -> list[str]:
+    """Returns the tree lines (`list` of `str`, one per sentence, file order) of a tree file's text: line i of
+    the list is line i of the file. Blank lines at the end (the final newline) are dropped.
+
+    Raises:
+      ValueError: a blank (or whitespace-only) line before the last tree; names `origin` and the line number.
+    """
+    lines = raw.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            raise ValueError(f"{origin or 'text'}: line {number} is blank (one tree per line, no blank line before "
+                             f"the last of {len(lines)})")
+    return lines
 
 
 def parse_tree(line: str) -> Tree:
     """Returns the `Tree` of one PTB-style line ``(label child child)`` / ``(label token)``.
 
     Raises:
-      ValueError: unbalanced brackets, a missing/non-integer label, or trailing text; the message quotes
-        the line (its first 80 characters).
+      ValueError: unbalanced brackets, a missing/non-integer label or one outside 0-4, or trailing text; the
+        message quotes the line (its first 80 characters).
     """
     # Split on ASCII spaces only: a few tokens hold a no-break space (``8\xa01\\/2`` in train).
     s = [item for item in line.strip().replace("(", " ( ").replace(")", " ) ").split(" ") if item]
@@ -69,6 +80,8 @@ def parse_tree(line: str) -> Tree:
             label = int(s[pos + 1])
         except ValueError:
             raise ValueError(f"expected an integer label, got {s[pos + 1]!r} in {line[:80]!r}") from None
+        if not 0 <= label < NUM_CLASSES[False]:
+            raise ValueError(f"label {label} is outside 0-4 in {line[:80]!r}")
         pos += 2
         if pos < len(s) and s[pos] not in ("(", ")"):  # a leaf: (label token)
             token = s[pos]
@@ -99,8 +112,8 @@ def parse_trees(lines: Sequence[str], origin: str) -> list[Tree]:
       origin: where the lines come from (a file path, a TFDS split), for the error message.
 
     Raises:
-      ValueError: a malformed line; the message names `origin`, the line's number among `lines` (1-based)
-        and quotes the line, so the bad line can be found without re-parsing the file by hand.
+      ValueError: a malformed line; the message names `origin`, the line's number among `lines` (1-based: the
+        file's line number for `tree_lines` of a file) and quotes the line.
     """
     trees = []
     for number, line in enumerate(lines, 1):

@@ -208,7 +208,7 @@ class Sst(tfds.core.GeneratorBasedBuilder):
         for split in SPLITS:
             relpath, alternatives = files.sst_relpath(split)
             path = _locate(dl_manager, relpath, alternatives, url=_SST_URL)
-            out[split] = self._generate_examples(sst_format.tree_lines(files.read_text(path)), str(path))
+            out[split] = self._generate_examples(sst_format.tree_lines(files.read_text(path), str(path)), str(path))
         return out
 
     def _generate_examples(self, lines, origin):

@@ -35,12 +35,19 @@ def parallel_lines(src_text: str, tgt_text: str, src_origin: str, tgt_origin: st
       src_origin, tgt_origin: where each comes from (file paths or TFDS splits), named in errors.
 
     Raises:
-      ValueError: the two sides have different numbers of lines (names both origins and both counts).
+      ValueError: the two sides have different numbers of lines (names both origins and both counts), or a
+        line is blank (empty or whitespace only) on either side: nothing to translate, or nothing to learn but
+        the end of the sentence (names the file, the line number and how many lines are blank).
     """
     src, tgt = text_lines(src_text), text_lines(tgt_text)
     if len(src) != len(tgt):
         raise ValueError(f"parallel files are not aligned: {src_origin} has {len(src)} lines, {tgt_origin} has "
                          f"{len(tgt)}")
+    for side, origin in ((src, src_origin), (tgt, tgt_origin)):
+        blank = [number for number, line in enumerate(side, 1) if not line.strip()]
+        if blank:
+            raise ValueError(f"{origin}: line {blank[0]} is blank ({len(blank)} of {len(side)} lines are); every line "
+                             "of parallel text must hold a sentence")
     return list(zip(src, tgt))
 
 

@@ -152,7 +152,8 @@ class Vocabulary:
         return self.tokens[int(i)]
 
     # ---- encode / decode ----------------------------------------------------------------------------
-    def _encode_chars(self, text: str) -> np.ndarray:
+    def _char_ids(self, text: str) -> np.ndarray:
+        """Returns the ids ``[T]`` of the characters of `text`, -1 for those not in the vocabulary."""
         table = self._char_table
         if table is None:  # code point -> id for every single-character token; -1 = unknown
             singles = {ord(t): i for t, i in self._index.items() if len(t) == 1}
@@ -164,6 +165,10 @@ class Vocabulary:
         ids = np.full(codes.shape, -1, dtype=np.int32)
         inside = codes < table.shape[0]
         ids[inside] = table[codes[inside]]
+        return ids
+
+    def _encode_chars(self, text: str) -> np.ndarray:
+        ids = self._char_ids(text)
         unknown = ids < 0
         if unknown.any():
             if self.unk is None:
@@ -190,6 +195,13 @@ class Vocabulary:
             ids = np.concatenate([[self.bos_id] if add_bos else [], ids, [self.eos_id] if add_eos else []]
                                  ).astype(np.int32)
         return ids
+
+    def count_unknown(self, tokens: Sequence[str]) -> int:
+        """Returns how many of `tokens` (a `str`: its characters) are not in the vocabulary: those `encode`
+        maps to `unk_id` (a token that is the unk token itself is known, as PTB's own ``<unk>``)."""
+        if isinstance(tokens, str) and len(tokens) > 64:
+            return int(np.count_nonzero(self._char_ids(tokens) < 0))
+        return sum(count for token, count in collections.Counter(tokens).items() if token not in self._index)
 
     def decode(self, ids: Iterable[int], *, skip_special: bool = False) -> list[str]:
         """Returns the tokens of `ids` (any integer array-like ``[T]``); `skip_special` drops pad/unk/bos/eos."""

@@ -5,6 +5,7 @@ center crop's arithmetic), and precomputed features of every rank."""
 
 import io
 import json
+import re
 import shutil
 
 import numpy as np
@@ -198,3 +199,43 @@ def test_load_features_of_every_rank_and_the_errors(tmp_path):
         captions.load_features(tmp_path, "val2017/x.jpg")
     with pytest.raises(ValueError, match=r"must have shape \[D\], \[S, D\] or \[h, w, D\], got shape \(1, 1, 1, 2\)"):
         captions.load_features(tmp_path, "bad.jpg")
+
+
+def test_unreadable_truncated_or_missing_images_name_the_image(tmp_path):
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 100, 50)).save(jpeg, format="JPEG")
+    whole = jpeg.getvalue()
+    for name, data in (("cut.jpg", whole[:len(whole) // 2]), ("tail.jpg", whole[:-10]), ("text.jpg", b"GIF89a?"),
+                       ("empty.jpg", b"")):
+        (tmp_path / name).write_bytes(data)
+        example = CaptionedImage(name[:-4], f"val2017/{name}", ("a caption",), path=str(tmp_path / name))
+        with pytest.raises(ValueError, match=rf"^image {name[:-4]} \({re.escape(str(tmp_path / name))}\): data must "
+                                             rf"hold an image file PIL can decode .*got {len(data)} bytes"):
+            captions.load_image(example, 8)
+    np.testing.assert_allclose(captions.load_image(CaptionedImage("ok", "ok.jpg", ("c",), data=whole), 8),
+                               captions.decode_image(whole, 8))
+    with pytest.raises(FileNotFoundError, match=r"^image 7 \(val2017/7\.jpg\): .*7\.jpg does not exist"):
+        captions.load_image(CaptionedImage("7", "val2017/7.jpg", ("c",), path=str(tmp_path / "7.jpg")), 8)
+
+
+def test_load_features_refuses_object_arrays_and_broken_files_naming_the_file(tmp_path):
+    ran = []
+
+    class Payload:  # unpickling it would run code: allow_pickle=False must refuse before that
+        def __reduce__(self):
+            return ran.append, ("unpickled",)
+
+    np.save(tmp_path / "obj.npy", np.array([Payload(), 1.0], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=rf"features of image val2017/obj\.jpg: {re.escape(str(tmp_path))}/obj\.npy "
+                                         r"is not a plain \.npy array of numbers \(Object arrays cannot be loaded"):
+        captions.load_features(tmp_path, "val2017/obj.jpg")
+    assert ran == []
+    np.save(tmp_path / "whole.npy", np.ones((4, 8), np.float32))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "whole.npy").read_bytes()[:100])
+    (tmp_path / "text.npy").write_bytes(b"0.5 0.25\n")
+    for stem in ("cut", "text"):
+        with pytest.raises(ValueError, match=rf"features of image {stem}\.jpg: .*{stem}\.npy is not a plain \.npy"):
+            captions.load_features(tmp_path, f"{stem}.jpg")
+    np.save(tmp_path / "words.npy", np.array(["a", "b"]))
+    with pytest.raises(ValueError, match=r"words\.npy must be numbers, got dtype <U1"):
+        captions.load_features(tmp_path, "words.jpg")

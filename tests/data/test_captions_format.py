@@ -41,6 +41,9 @@ def test_coco_errors_name_the_file_and_the_id():
         parse_coco(json.dumps({"images": []}), "f.json", "")
     with pytest.raises(ValueError, match=r"^f\.json: image 1 has no 'file_name' field"):
         parse_coco(json.dumps({"images": [{"id": 1}], "annotations": []}), "f.json", "")
+    blank = dict(COCO, annotations=COCO["annotations"] + [{"image_id": 3, "id": 15, "caption": " \n"}])
+    with pytest.raises(ValueError, match=r"^f\.json: annotation 15 of image id 3 has an empty caption"):
+        parse_coco(json.dumps(blank), "f.json", "")
 
 
 def _sentences(*raws):
@@ -95,6 +98,9 @@ def test_karpathy_errors():
     empty = {"dataset": "flickr8k", "images": [dict(FLICKR["images"][1], sentences=[])]}
     with pytest.raises(ValueError, match=r"^d\.json: image 11_b\.jpg has no caption"):
         parse_karpathy(json.dumps(empty), "d.json", "train")
+    blank = {"dataset": "flickr8k", "images": [dict(FLICKR["images"][1], sentences=_sentences("A kid .", "  "))]}
+    with pytest.raises(ValueError, match=r"^d\.json: image 11_b\.jpg has an empty caption \(sentence 1 of 2\)"):
+        parse_karpathy(json.dumps(blank), "d.json", "train")
     with pytest.raises(ValueError, match=r"^d\.json: expected a JSON object with an 'images' list"):
         parse_karpathy("[]", "d.json", "train")
 

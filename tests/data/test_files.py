@@ -2,6 +2,7 @@
 file map and the choice between files and TFDS."""
 
 import gzip
+import re
 import shutil
 
 import pytest
@@ -58,6 +59,23 @@ def test_read_text_gzip_and_plain(tmp_path):
         f.write(content)
     assert files.read_text(tmp_path / "x.txt") == content
     assert files.read_text(tmp_path / "x.txt.gz") == content
+
+
+def test_read_text_names_the_file_of_a_truncated_gzip_or_bytes_that_are_not_utf8(tmp_path):
+    whole = gzip.compress(("line\n" * 2000).encode())
+    for name, data, problem in (("cut.txt.gz", whole[:len(whole) // 2], "not a complete gzip file"),
+                                ("noise.txt.gz", b"\x1f\x8b\x08\x00" + bytes(range(40)), "not a complete gzip file"),
+                                ("plain.txt.gz", b"not gzip at all\n", "not a complete gzip file")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path / name))}: {problem}"):
+            files.read_text(tmp_path / name)
+    (tmp_path / "latin1.txt").write_bytes("ok\nstill ok\ncaf\u00e9\n".encode("latin-1"))
+    latin1 = re.escape(str(tmp_path / "latin1.txt"))
+    with pytest.raises(ValueError, match=f"^{latin1}: line 3: not UTF-8 text .* at byte 15"):
+        files.read_text(tmp_path / "latin1.txt")
+    (tmp_path / "bad.txt.gz").write_bytes(gzip.compress(b"a\n\xff\n"))
+    with pytest.raises(ValueError, match=r"bad\.txt\.gz: line 2: not UTF-8 text"):
+        files.read_text(tmp_path / "bad.txt.gz")
 
 
 

@@ -3,6 +3,7 @@ one across chunk boundaries, every target counted once in evaluation, and a rest
 
 import itertools
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -106,6 +107,7 @@ def test_tiny_shakespeare_corpus_round_trip(tmp_path):
     test_text = text.read_tiny_shakespeare("test", data_dir=DATA_DIR)
     assert "".join(vocab.decode(corpus.splits["test"])) == test_text
     assert vocab.unk_id not in set(np.unique(corpus.splits["test"]).tolist())  # every test character is in train
+    assert corpus.unknown == {"train": 0, "validation": 0, "test": 0}
     # resume: the saved vocabulary encodes identically
     reloaded = lm.load_lm_corpus("tiny_shakespeare", vocab=Vocabulary.load(vocab.save(tmp_path / "v.json")),
                                  splits=("test",), data_dir=DATA_DIR)
@@ -116,3 +118,16 @@ def test_tiny_shakespeare_corpus_round_trip(tmp_path):
     assert "".join(vocab.decode(first.inputs[0])) == text.read_tiny_shakespeare("train", data_dir=DATA_DIR)[:100]
     evaluation = lm.LMBatches(corpus.splits["validation"], 8, 100, drop_remainder=False)
     assert sum(int(b.mask.sum()) for b in _epoch(evaluation)) == 55_769
+
+
+def test_characters_outside_the_training_vocabulary_become_unk_and_are_counted(tmp_path, caplog):
+    # 100 characters: train the first 90 (a, b, newline), validation 5 with two unseen, test 5 with one
+    folder = tmp_path / "charlm" / "tinyshakespeare"
+    folder.mkdir(parents=True)
+    (folder / "input.txt").write_text("ab\n" * 30 + "aéb€a" + "ba\nbé", encoding="utf-8")
+    caplog.set_level(logging.INFO)
+    corpus = lm.load_lm_corpus("tiny_shakespeare", data_dir=tmp_path)
+    assert corpus.vocab.tokens == ("<unk>", "\n", "a", "b")
+    assert corpus.unknown == {"train": 0, "validation": 2, "test": 1}
+    assert corpus.splits["validation"].tolist() == [2, 0, 3, 0, 2] and corpus.splits["test"].tolist() == [3, 2, 1, 3, 0]
+    assert "tiny_shakespeare validation: 2 of 5 tokens are outside the vocabulary (encoded as <unk>)" in caplog.text

@@ -67,8 +67,21 @@ def test_misaligned_sides_name_both_files_and_counts(tmp_path):
         multi30k.read_multi30k("val", tokenized=False, data_dir=tmp_path)
     assert str(e.value) == (f"parallel files are not aligned: {folder / 'val.en.gz'} has 3 lines, "
                             f"{folder / 'val.de.gz'} has 2")
-    assert translation_format.parallel_lines(" a \nb", "x\n\n", "s", "t") == [(" a ", "x"), ("b", "")]
+    assert translation_format.parallel_lines(" a \nb", "x\ny\n", "s", "t") == [(" a ", "x"), ("b", "y")]
     assert translation_format.text_lines("") == []
+
+
+def test_a_blank_line_on_either_side_names_the_file_and_the_line(tmp_path):
+    folder = tmp_path / "translation" / "multi30k" / "tok"
+    folder.mkdir(parents=True)
+    for en, de, bad, number in ((b"a\nb\nc\n", b"x\n \t\nz\n", "de", 2), (b"\nb\n\n", b"x\ny\nz\n", "en", 1)):
+        (folder / "val.lc.norm.tok.en.gz").write_bytes(gzip.compress(en))
+        (folder / "val.lc.norm.tok.de.gz").write_bytes(gzip.compress(de))
+        with pytest.raises(ValueError) as e:
+            multi30k.read_multi30k("val", data_dir=tmp_path)
+        count = 2 if bad == "en" else 1
+        assert str(e.value) == (f"{folder / f'val.lc.norm.tok.{bad}.gz'}: line {number} is blank ({count} of 3 lines "
+                                "are); every line of parallel text must hold a sentence")
 
 
 @requires_data

@@ -4,6 +4,7 @@ test_sst_format.py)."""
 
 import collections
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -112,6 +113,13 @@ def test_a_malformed_line_in_a_split_file_names_the_file_and_the_line(tmp_path):
     assert str(folder / "dev.txt") in str(e.value) and "'(1 (1 c) (2 d)'" in str(e.value)
     # the lines themselves are still read back as they are; only parsing refuses them
     assert sst.read_sst_trees("dev", data_dir=tmp_path)[1] == "(1 (1 c) (2 d)"
+    # line numbers are the file's: a blank line inside is refused, a label past 4 named with its line
+    (folder / "dev.txt").write_text("(3 (2 a) (4 b))\n\n(4 e)\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(folder / 'dev.txt'))}: line 2 is blank"):
+        sst.read_sst("dev", data_dir=tmp_path)
+    (folder / "dev.txt").write_text("(3 (2 a) (4 b))\n(4 e)\n(7 (2 c) (2 d))\n\n")  # trailing blank lines are fine
+    with pytest.raises(ValueError, match=r"dev\.txt: tree line 3 is malformed: label 7 is outside 0-4"):
+        sst.read_sst("dev", data_dir=tmp_path)
 
 
 def test_examples_past_the_largest_bucket_are_cut_or_dropped_by_overflow():
@@ -128,3 +136,4 @@ def test_examples_past_the_largest_bucket_are_cut_or_dropped_by_overflow():
     assert sorted(i for b in kept for i in b.indices.tolist()) == [1, 2]
     with pytest.raises(ValueError, match=r"examples\[1\] has none \(1 of 2 are empty\)"):
         next(sst.sentence_batches([examples[1], sst.SentimentExample((), 0)], vocab, batch_size=2))
+

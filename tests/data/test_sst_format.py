@@ -52,10 +52,18 @@ def test_parse_trees_names_the_origin_and_the_line_of_a_malformed_tree():
     assert sst_format.parse_trees([], "empty") == []
 
 
-def test_tree_lines_drop_blank_lines_only():
-    raw = "(3 (2 a) (4 b))\n(1 c)\n\n  \n(2 \xa0d)\n"
-    assert sst_format.tree_lines(raw) == ["(3 (2 a) (4 b))", "(1 c)", "(2 \xa0d)"]
+def test_tree_lines_keep_the_file_numbering_and_refuse_a_blank_line_inside():
+    assert sst_format.tree_lines("(3 (2 a) (4 b))\n(1 c)\n(2 \xa0d)\n\n") == ["(3 (2 a) (4 b))", "(1 c)", "(2 \xa0d)"]
     assert sst_format.tree_lines("") == [] and sst_format.tree_lines("\n") == []
+    for raw, number in (("(3 (2 a) (4 b))\n(1 c)\n\n(2 d)\n", 3), ("  \n(1 c)\n", 1)):
+        with pytest.raises(ValueError, match=rf"^dev\.txt: line {number} is blank \(one tree per line"):
+            sst_format.tree_lines(raw, "dev.txt")
+
+
+@pytest.mark.parametrize("label", ["5", "-1", "12"])
+def test_labels_outside_0_to_4_are_refused(label):
+    with pytest.raises(ValueError, match=rf"label {label} is outside 0-4 in '\(3 \({label} a\) \(2 b\)\)'"):
+        sst_format.parse_tree(f"(3 ({label} a) (2 b))")
 
 
 def test_to_binary():

@@ -35,6 +35,11 @@ def test_encode_sentence_by_hand():
     np.testing.assert_allclose(s.word_drop, [0.5 / 1.5, 0.0, 0.5 / 1.5])  # alpha / (alpha + count); unseen 0
     assert s.unseen.tolist() == [False, True, False]
     assert s.tags.tolist() == [0, 1, 2]
+    odd = tagging.encode_sentence(("Thé", "cät"), ("DET", "NOUN"), v, max_word_chars=4)  # characters never seen
+    unk = v.chars.unk_id
+    assert odd.chars[:, :3].tolist() == [[v.chars.token_to_id("T"), v.chars.token_to_id("h"), unk],
+                                         [v.chars.token_to_id("c"), unk, v.chars.token_to_id("t")]]
+    assert v.chars.count_unknown("Thé" + "cät") == 2 and odd.unseen.tolist() == [True, True]
     with pytest.raises(ValueError, match="one tag per word"):
         tagging.encode_sentence(("a", "b"), ("DET",), v, max_word_chars=4)
 
@@ -71,6 +76,7 @@ def test_sentences_past_the_largest_bucket_are_cut_or_dropped_by_overflow():
     row = batch["index"].tolist().index(0)
     assert batch["words"].shape == (2, 2) and batch["lengths"][row] == 2 and batch["mask"][row].tolist() == [1, 1]
     assert batch["words"][row].tolist() == [v.words.token_to_id("the"), v.words.token_to_id("cat")]
-    assert batch["tags"][row].tolist() == [0, 1] and batch["chars"][row, 1].tolist() == v.chars.encode("cat").tolist() + [0]
+    assert batch["tags"][row].tolist() == [0, 1]
+    assert batch["chars"][row, 1].tolist() == v.chars.encode("cat").tolist() + [0]
     (batch,) = tagging.tagging_batches(encoded, "buckets", batch_size=2, buckets=(2,), overflow="drop")
     assert batch["index"].tolist() == [1] and batch["lengths"].tolist() == [2]

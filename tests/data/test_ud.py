@@ -101,6 +101,14 @@ def test_a_malformed_file_names_the_file_and_the_line(tmp_path):
     assert repr(bad.rstrip("\n")) in str(e.value)
     with pytest.raises(FileNotFoundError, match=r"cannot find pos/ud-2.16/en_ewt-ud-dev.conllu.gz"):
         ud.read_ud("dev", data_dir=tmp_path)
+    # a truncated download, and bytes that are not UTF-8, are named by file (and line)
+    whole = gzip.compress(f"# sent_id = a\n{good}\n".encode() * 50)
+    (folder / "en_ewt-ud-dev.conllu.gz").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ValueError, match=r"en_ewt-ud-dev\.conllu\.gz: not a complete gzip file"):
+        ud.read_ud("dev", data_dir=tmp_path)
+    (folder / "en_ewt-ud-test.conllu").write_bytes(f"# sent_id = a\n{good}\n# sent_id = b\n".encode() + b"1\tcaf\xe9")
+    with pytest.raises(ValueError, match=r"en_ewt-ud-test\.conllu: line 5: not UTF-8 text"):
+        ud.ud_text("test", data_dir=tmp_path)
 
 
 def _tiny_release(root):

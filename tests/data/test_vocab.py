@@ -75,6 +75,15 @@ def test_long_character_strings_take_the_vectorised_path_with_same_ids():
         Vocabulary.build(["abc"], pad=None, unk=None).encode("abcz" * 20)
 
 
+def test_count_unknown_counts_what_encode_maps_to_unk():
+    v = Vocabulary.build(["hello world"], pad=None, order="sorted")
+    for text in ("hé llo\n", "hé llo\n" * 20):  # the short path and the vectorised one
+        ids = v.encode(text)
+        assert v.count_unknown(text) == text.count("é") + text.count("\n") == int((ids == v.unk_id).sum())
+    words = Vocabulary.build([["<unk>", "a", "b"]], pad=None)  # PTB-like: the corpus's own <unk> is a known token
+    assert words.count_unknown(["a", "<unk>", "zebra", "zebra", "b"]) == 2 and words.count_unknown([]) == 0
+
+
 def test_save_load_json_round_trip(tmp_path):
     v = Vocabulary.build(CORPUS + [["naïve", "\n"]], bos="<bos>")
     path = v.save(tmp_path / "sub" / "vocab.json")
