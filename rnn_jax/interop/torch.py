@@ -1,6 +1,7 @@
 """Weight conversion between rnn_jax specs and ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (torch is optional).
 
-``from_torch(module) -> (spec, params)`` and ``to_torch(spec, params) -> module``. PyTorch stores
+``from_torch(module) -> (spec, params)`` and ``to_torch(spec, params) -> module``; `load_torch_state` reads a
+saved state dict with ``torch.load(..., weights_only=True)`` only (no pickled object is ever built). PyTorch stores
 ``weight_ih_l{k}[_reverse]`` as ``[G*H, I]`` (``x @ W.T``); rnn_jax stores ``w_ih [I, G*H]``, so each
 matrix is transposed and gate order (i,f,g,o / r,z,n) is kept. `to_torch` takes any `rnn_jax.rnn.Stack`
 and decides from its cell's record (``kind`` and ``options``, `rnn_jax.cells.Cell`) whether PyTorch has
@@ -9,6 +10,10 @@ counterpart and raise ``ValueError``.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -24,6 +29,33 @@ def _torch():
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("rnn_jax.interop.torch needs PyTorch: pip install 'rnn_jax[torch]'") from e
     return torch
+
+
+def load_torch_state(path: str | os.PathLike) -> dict:
+    """Returns the state dict (`str` -> ``torch.Tensor``, on the CPU) that ``torch.save(module.state_dict(), path)``
+    wrote, for ``module.load_state_dict`` and then `from_torch`.
+
+    Read with ``torch.load(path, weights_only=True)``: tensors and plain containers only; a file holding any
+    other pickled object is refused before that object is built (nothing in the file is run).
+
+    Raises:
+      FileNotFoundError: no file at `path`.
+      ValueError: the file is not a PyTorch file of weights only, or holds something other than a mapping of
+        names to tensors (names the file).
+    """
+    torch = _torch()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no PyTorch weights at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # an UnpicklingError (a refused object) or a RuntimeError (not a torch file)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path}: refused by torch.load(weights_only=True), so not loaded: {first}") from None
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                 for k, v in state.items()):
+        raise ValueError(f"{path}: expected a state dict (parameter names -> tensors), got {type(state).__name__}")
+    return dict(state)
 
 
 def _suffix(layer: int, direction: int) -> str:

@@ -22,6 +22,7 @@ Grid design (runtime budget ~2 min on 2 cores, where one XLA compile costs 0.2-2
 
 import functools
 import itertools
+import os
 import zlib
 
 import jax
@@ -33,7 +34,7 @@ torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 from rnn_jax import GRU, LSTM, RNN, LSTMState  # noqa: E402
-from rnn_jax.interop.torch import from_torch, to_torch  # noqa: E402
+from rnn_jax.interop.torch import from_torch, load_torch_state, to_torch  # noqa: E402
 from tests.conftest import assert_close  # noqa: E402
 
 KINDS = ("rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru")
@@ -467,3 +468,36 @@ def test_to_torch_reads_any_stacks_cell_record():
         to_torch(Stack(I, H, cell_factory="min_gru"), Stack(I, H, cell_factory="min_gru").init(jax.random.key(0)))
     with pytest.raises(TypeError, match="Stack"):
         to_torch("lstm", params)
+
+
+class _Payload:
+    """Unpickling it would create a folder: a stand-in for a checkpoint that runs code when loaded."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __reduce__(self):
+        return os.mkdir, (self.folder,)
+
+
+def test_load_torch_state_reads_weights_only_and_refuses_a_pickled_object(tmp_path):
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(I, H, num_layers=2, bidirectional=True)
+    torch.save(module.state_dict(), tmp_path / "lstm.pt")
+    fresh = torch.nn.LSTM(I, H, num_layers=2, bidirectional=True)
+    fresh.load_state_dict(load_torch_state(tmp_path / "lstm.pt"))
+    for a, b in zip(jax.tree.leaves(from_torch(fresh)[1]), jax.tree.leaves(from_torch(module)[1])):
+        np.testing.assert_array_equal(a, b)
+    ran = tmp_path / "ran"
+    torch.save({"weight_ih_l0": torch.ones(2), "extra": _Payload(ran)}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match=r"evil\.pt: refused by torch\.load\(weights_only=True\), so not loaded"):
+        load_torch_state(tmp_path / "evil.pt")
+    assert not ran.exists()  # the object was never built
+    torch.save(torch.ones(3), tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match=r"bare\.pt: expected a state dict \(parameter names -> tensors\), got Tensor"):
+        load_torch_state(tmp_path / "bare.pt")
+    (tmp_path / "text.pt").write_text("not a torch file")
+    with pytest.raises(ValueError, match=r"text\.pt: refused by torch\.load"):
+        load_torch_state(tmp_path / "text.pt")
+    with pytest.raises(FileNotFoundError, match="no PyTorch weights at"):
+        load_torch_state(tmp_path / "missing.pt")
