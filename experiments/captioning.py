@@ -188,7 +188,7 @@ class CaptioningTask(training.Task):
 def train_and_evaluate(config, workdir) -> dict:
     """Trains (resuming from the workdir), selects (or keeps the last), captions every set; returns results."""
     best = f"{config.dev_set}_bleu4" if config.select_by == "bleu4" else None
-    return harness.run_task(CaptioningTask(config, workdir), config, workdir, best_metric=best, best_mode="max")
+    return harness.run_task(CaptioningTask, config, workdir, best_metric=best, best_mode="max")
 
 
 main = harness.main_of(train_and_evaluate, tuple(SPLITS))

@@ -137,9 +137,7 @@ def generate(model: LanguageModel, params, vocab: Vocabulary, prime: str, length
 
 def train_and_evaluate(config, workdir) -> dict:
     """Trains the config's model in `workdir` (resuming), evaluates, samples; returns the results."""
-    task = LanguageModelTask(config, workdir)
-    settings = harness.loop_settings(config, best_metric="valid_loss")
-    return training.train_and_evaluate(task, settings, workdir, config=config.to_dict())
+    return harness.run_task(LanguageModelTask, config, workdir, best_metric="valid_loss")
 
 
 def sample_from_checkpoint(workdir, prime: str, length: int, *, temperature: float, top_k: int | None,

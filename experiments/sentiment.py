@@ -101,7 +101,7 @@ class SentimentTask(training.Task):
 
 def train_and_evaluate(config, workdir) -> dict:
     """Trains (resuming from the workdir), selects by dev accuracy, evaluates test once; returns the results."""
-    return harness.run_task(SentimentTask(config, workdir), config, workdir, best_metric="dev_accuracy", best_mode="max")
+    return harness.run_task(SentimentTask, config, workdir, best_metric="dev_accuracy", best_mode="max")
 
 
 main = harness.main_of(train_and_evaluate)

@@ -179,7 +179,7 @@ class Translator:
 def train_and_evaluate(config, workdir) -> dict:
     """Trains (resuming from the workdir), selects by validation BLEU or loss, decodes the tests; returns results."""
     best = ("valid_bleu", "max") if config.select_by == "bleu" else ("valid_loss", "min")
-    return harness.run_task(TranslationTask(config, workdir), config, workdir, best_metric=best[0], best_mode=best[1])
+    return harness.run_task(TranslationTask, config, workdir, best_metric=best[0], best_mode=best[1])
 
 
 main = harness.main_of(train_and_evaluate, ("valid", "test"))

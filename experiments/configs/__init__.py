@@ -18,3 +18,16 @@ def pick_variant(variant: str, variants: Mapping[str, Variant], default: str,
                          f"got {variant!r}")
     config = variants[base[0]]()
     return smoke(config) if "smoke" in names else config
+
+
+def add_run_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Adds the fields every experiment's run takes (both may change when a run resumes):
+
+    * ``micro_batches``: run each training batch as this many micro-batches, accumulating loss sums,
+      counts and gradient sums into the whole batch's update (large batches on few devices; 1: off);
+    * ``start_over``: discard the workdir's previous run (config, checkpoints, metrics, outputs) before
+      training, instead of refusing a workdir written by another configuration.
+    """
+    c.micro_batches = 1
+    c.start_over = False
+    return c

@@ -34,7 +34,7 @@ Attend and Tell soft attention BLEU-4 19.5 on Flickr8k, 24.3 on COCO).
 import ml_collections
 from ml_collections import config_dict
 
-from experiments.configs import pick_variant
+from experiments.configs import add_run_fields, pick_variant
 
 
 def sat() -> ml_collections.ConfigDict:
@@ -83,6 +83,7 @@ def sat() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 1
     c.eval_batch_size = 40
     c.seed = 0
+    add_run_fields(c)
     return c
 
 

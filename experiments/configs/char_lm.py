@@ -30,7 +30,7 @@ issues 4 and 10); this host's speed drifts 10-15% within an hour.
 import ml_collections
 from ml_collections import config_dict
 
-from experiments.configs import pick_variant
+from experiments.configs import add_run_fields, pick_variant
 
 
 def char() -> ml_collections.ConfigDict:
@@ -70,6 +70,7 @@ def char() -> ml_collections.ConfigDict:
     c.log_every = 50
     c.keep_checkpoints = 2
     c.seed = 0
+    add_run_fields(c)
     c.eval_batch_size = 1  # the whole split as one stream, the state carried throughout
     return c
 

@@ -24,7 +24,7 @@ the 2-core CPU with ``RNN_JAX_DATA=../shared/data`` (BUILD_NOTES.md, issue 11):
 import ml_collections
 from ml_collections import config_dict
 
-from experiments.configs import pick_variant
+from experiments.configs import add_run_fields, pick_variant
 
 
 def ewt() -> ml_collections.ConfigDict:
@@ -62,6 +62,7 @@ def ewt() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 1
     c.eval_batch_size = 128
     c.seed = 0
+    add_run_fields(c)
     return c
 
 

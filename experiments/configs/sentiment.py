@@ -15,7 +15,7 @@ the 2-core CPU with ``RNN_JAX_DATA=../shared/data`` (BUILD_NOTES.md, issues 4 an
 import ml_collections
 from ml_collections import config_dict
 
-from experiments.configs import pick_variant
+from experiments.configs import add_run_fields, pick_variant
 
 
 def sst2() -> ml_collections.ConfigDict:
@@ -48,6 +48,7 @@ def sst2() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 1
     c.eval_batch_size = 256
     c.seed = 0
+    add_run_fields(c)
     return c
 
 

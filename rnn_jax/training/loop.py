@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import time
@@ -40,7 +41,7 @@ from rnn_jax.checks import check_size
 from rnn_jax.training import faults, sharding
 from rnn_jax.training.checkpoint import Checkpointer
 from rnn_jax.training.evaluation import evaluate_set
-from rnn_jax.training.metrics import MetricWriter, ProgressLine, plot_curves, write_results
+from rnn_jax.training.metrics import RESULTS_FILE, MetricWriter, ProgressLine, plot_curves, write_results
 from rnn_jax.training.state import create_train_state
 from rnn_jax.training.storage import check_free_space, prepare_workdir, tree_bytes
 from rnn_jax.training.step import check_finite, make_carried_eval_step, make_carried_train_step, reduce_metrics
@@ -247,7 +248,8 @@ class _Run:
             plot_curves(self.workdir, keys=("train_loss", f"{self.task.dev_set}_loss"))
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("rnn_jax finish")  # the others wait for process 0's files
-        results.setdefault("wall_time_s", time.time() - started)
+            if not self.primary:  # and return what it wrote, so every process returns the same results
+                results = json.loads((self.workdir / RESULTS_FILE).read_text(encoding="utf-8"))
         return results
 
     def writer(self):

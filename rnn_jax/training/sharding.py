@@ -151,6 +151,20 @@ def pad_batch(batch, multiple: int, mask_key: str = "mask"):
 
 
 def replicate(tree, mesh: Mesh | None = None):
-    """Returns `tree` (e.g. a `TrainState`) with every leaf copied to all devices of the mesh."""
+    """Returns `tree` (e.g. a `TrainState`) with every leaf copied to all devices of the mesh.
+
+    With several processes every process must pass the same values (the state built from one seed): each
+    places its copy on its own devices and together they form one replicated global array per leaf.
+    """
     mesh = make_mesh() if mesh is None else mesh
-    return jax.device_put(tree, replicated_sharding(mesh))
+    whole = replicated_sharding(mesh)
+    if whole.is_fully_addressable:
+        return jax.device_put(tree, whole)
+
+    def place(x):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):  # typed keys travel as their key data
+            return jax.random.wrap_key_data(place(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+        host = np.asarray(jax.device_get(x))
+        return jax.make_array_from_callback(host.shape, whole, lambda index: host[index])
+
+    return jax.tree.map(place, tree)

@@ -1,5 +1,8 @@
 """What the experiments' end-to-end tests share: smoke configs on the staged data, and a deterministic crash."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.data import DATA_DIR
@@ -36,3 +39,15 @@ def crash_then_resume(module, task_name: str, config, workdir, crash_at: int, mo
         module.train_and_evaluate(config, workdir)
     monkeypatch.setattr(module, task_name, task_cls)
     return module.train_and_evaluate(config, workdir)
+
+
+def saved_params(workdir, step: int):
+    """Returns the params of checkpoint `step` in `workdir` as host arrays, whatever devices wrote it."""
+    import jax  # noqa: PLC0415 - kept out of the module's import for the configs-only tests
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    path = os.fspath(Path(workdir) / "checkpoints" / str(step) / "state")
+    local = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local),
+                          ocp.StandardCheckpointer().metadata(path).item_metadata.tree)
+    return jax.device_get(ocp.StandardCheckpointer().restore(path, target)["params"])

@@ -1,7 +1,6 @@
 """A resumable training loop over the tiny tagger, as an experiment's is, and the leaves it is judged by.
 
-`tests.training.test_checkpoint` runs it in process; `tests.training.resume_script` runs it as the
-program that the SIGKILL test starts, stops and restarts.
+`tests.training.test_checkpoint` runs it in process.
 """
 
 from __future__ import annotations
