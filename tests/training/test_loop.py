@@ -117,12 +117,29 @@ try:
                                 print_fn=lambda line: None)
 except ValueError as e:
     out["error"] = str(e)
+# one train step of the tagger: the batch split over the 4 devices against the same batch on one device;
+# then 4 micro-batches of a sharded batch of 16 against that batch whole on one device (no dropout)
+import numpy as np
+from tests.training.tagger import batch_at, fresh_state, loss_fn
+mesh = training.make_mesh()
+def step_pair(loss, batch, **kwargs):
+    sharded = training.shard_batch(batch, mesh)
+    out["x_shards"] = sorted(s.data.shape[0] for s in sharded["x"].addressable_shards)
+    new, m = jax.jit(training.make_train_step(loss, **kwargs))(training.replicate(fresh_state(8), mesh), sharded)
+    ref, m_ref = jax.jit(training.make_train_step(loss))(fresh_state(8), batch)
+    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+               for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(ref.params)))
+    return [diff, float(m["loss_sum"]), float(m_ref["loss_sum"])]
+out["step"] = step_pair(loss_fn, batch_at(0))
+out["step_shards"] = out["x_shards"]
+out["accumulated"] = step_pair(lambda p, b, k: loss_fn(p, b, None), batch_at(1, batch_size=16), micro_batches=4)
 print(json.dumps(out))
 """
 
 
 def test_four_devices_give_one_devices_results_and_pad_evaluation(tmp_path):
-    """Batch sharded over 4 simulated devices; evaluation batches of 3 and one stream of 1 are padded."""
+    """Batch sharded over 4 simulated devices; evaluation batches of 3 and one stream of 1 are padded; a
+    train step (plain, and accumulated over 4 micro-batches) gives one device's parameters to 1e-5."""
     one = {}
     for name, kwargs in (("batches", dict(eval_batches=((3, 2),))),
                          ("stream", dict(eval_batches=((1, 3),), stream_eval=True, carry_weight=0.01))):
@@ -139,3 +156,7 @@ def test_four_devices_give_one_devices_results_and_pad_evaluation(tmp_path):
         assert four[name][1] == one[name][1]  # padding rows never reach the host metrics
         assert four[name][0] == pytest.approx(one[name][0], rel=1e-6)
     assert "not divisible by the 4 devices" in four["error"]
+    assert four["step_shards"] == [1, 1, 1, 1] and four["x_shards"] == [4, 4, 4, 4]  # really split
+    for name in ("step", "accumulated"):
+        diff, loss, ref_loss = four[name]
+        assert diff < 1e-5 and loss == pytest.approx(ref_loss, rel=1e-5), (name, four[name])
