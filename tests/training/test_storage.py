@@ -63,6 +63,7 @@ mkdir -p "$1/ro" "$1/tiny"
 mount -t tmpfs -o ro,size=1m tmpfs "$1/ro"
 mount -t tmpfs -o size=64k tmpfs "$1/tiny"
 python3 - "$1" <<'EOF'
+import sys
 from rnn_jax.training import storage
 root = sys.argv[1]
 for call in (lambda: storage.prepare_workdir(root + "/ro/run"), lambda: storage.prepare_workdir(root + "/ro"),
