@@ -17,7 +17,13 @@ Padding: ``mask [B, S]`` is True on real slots (`rnn_jax.sequence.lengths_to_mas
 is real (an image grid). Masked slots get weights of exactly 0.0, so their memory values never reach the
 context, provided they are finite (``0 * inf`` is NaN; zero padding is the usual). A row with no real slot
 is a ValueError when the mask is concrete; under jit it cannot be checked, and that row gets all-zero
-weights and a zero context (never NaN).
+weights and a zero context (never NaN). A memory of S = 0 slots without a mask gives the same: weights
+``[B, 0]`` and a zero context; B = 0 gives empty results.
+
+Checks, all at trace time (so under jit too) but the mask's real slots: queries, memories, keys, scores
+and weights must be floating point (float16/bfloat16/float32/float64; integers, bools and complex numbers
+are a TypeError naming the argument), the mask boolean (a TypeError, which `rnn_jax.checks.DTypeError`
+also makes a ValueError), and ranks, batch sizes and feature sizes match (ValueErrors naming the argument).
 
 `Attention` is the one entry: a frozen spec (``kind`` and sizes, hashable like `rnn_jax.rnn.Stack`) with
 ``init(key)``, ``prepare(params, memory) -> AttentionMemory`` and ``apply(params, query, prepared, mask)
@@ -46,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.checks import check_choice, check_size
+from rnn_jax.checks import check_boolean, check_choice, check_floating, check_rank, check_size, concrete
 from rnn_jax.precision import acc_dtype, matmul
 
 Array = jax.Array
@@ -64,10 +70,8 @@ def _compute_dtype(dtype, *arrays):
 
 
 def _check_rank(name: str, x, layout: str) -> Array:
-    x = jnp.asarray(x)
-    if x.ndim != layout.count(",") + 1:
-        raise ValueError(f"{name} must have shape {layout}, got {x.shape}")
-    return x
+    """Returns `x` as a floating array after checking its dtype (a TypeError) and its rank (a ValueError)."""
+    return check_rank(name, check_floating(name, x), layout)
 
 
 def _check_last(name: str, x: Array, size: int, what: str):
@@ -188,14 +192,13 @@ def general_score(params: Params, query, memory, *, dtype=None) -> Array:
 
 def _check_mask(mask, shape: tuple) -> Array:
     """Returns ``mask [B, S]`` after checking its dtype, its shape and (when concrete) a real slot per row."""
-    mask = jnp.asarray(mask)
-    if mask.dtype != jnp.bool_:
-        raise ValueError(f"mask must be boolean (True on real slots), got dtype {mask.dtype}; "
-                         f"use mask.astype(bool) or rnn_jax.sequence.lengths_to_mask")
+    mask = check_boolean("mask", mask, "True on real slots: use mask.astype(bool) or "
+                                       "rnn_jax.sequence.lengths_to_mask")
     if mask.shape != shape:
         raise ValueError(f"mask must have the scores' shape {list(shape)} ([batch, slots]), got {mask.shape}")
-    if not isinstance(mask, jax.core.Tracer):
-        empty = np.flatnonzero(~np.asarray(mask).any(axis=-1))
+    value = concrete(mask)
+    if value is not None:
+        empty = np.flatnonzero(~value.any(axis=-1))
         if empty.size:
             raise ValueError(f"mask must have a real (True) slot in every row; rows {empty.tolist()} have none "
                              f"(under jit they would get all-zero weights)")
@@ -216,7 +219,7 @@ def masked_softmax(scores, mask=None) -> Array:
         return jax.nn.softmax(s, axis=-1)
     mask = _check_mask(mask, scores.shape)
     real = jnp.any(mask, axis=-1, keepdims=True)  # [B, 1]
-    top = jnp.max(jnp.where(mask, s, -jnp.inf), axis=-1, keepdims=True)  # [B, 1], -inf on empty rows
+    top = jnp.max(jnp.where(mask, s, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)  # [B, 1], -inf if empty
     top = jax.lax.stop_gradient(jnp.where(real, top, 0.0))  # the shift cancels in the softmax
     # the inner where keeps exp finite on masked slots, so its gradient there is 0, not 0 * inf
     e = jnp.where(mask, jnp.exp(jnp.where(mask, s - top, 0.0)), 0.0)  # [B, S]

@@ -26,6 +26,10 @@ Scores: ``log_prob / length ** alpha`` (``length_norm="power"``, the default), o
 length = the tokens emitted including eos. alpha = 0 ranks by raw log-probability; then beam_size=1 is
 greedy decoding (`rnn_jax.decoding.greedy` with the same eos_id). All ``max_len`` steps always run
 (shapes are fixed; there is no early stop).
+
+Checks: `rnn_jax.decoding`'s (``first_tokens`` integer ``[B]`` and the step's outputs at trace time,
+``first_tokens`` in ``[0, V)`` only when concrete), plus the beam's own scalars and every carry leaf having
+the batch axis. B = 0 gives empty results.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.checks import check_choice, check_size
-from rnn_jax.decoding import StepFn, lengths_of
+from rnn_jax.decoding import StepFn, check_first_tokens, lengths_of, probe_step
 
 LENGTH_NORMS = ("power", "gnmt")
 
@@ -86,13 +90,10 @@ def length_normalise(log_probs, lengths, *, length_penalty: float = 1.0, length_
     return jnp.asarray(log_probs, jnp.float32) / base ** length_penalty
 
 
-def _check_beam_args(first_tokens, max_len, beam_size, eos_id, pad_id, length_penalty, length_norm,
+def _check_beam_args(max_len, beam_size, eos_id, pad_id, length_penalty, length_norm,
                      carry_batch_axis, return_aux):
     check_size("max_len", max_len, 1)
     check_size("beam_size", beam_size, 1)
-    if first_tokens.ndim != 1 or not jnp.issubdtype(first_tokens.dtype, jnp.integer):
-        raise ValueError(f"first_tokens must be integer tokens of shape [B], got {first_tokens.dtype} "
-                         f"{first_tokens.shape}")
     check_size("eos_id", eos_id, 0)
     if isinstance(pad_id, bool) or not isinstance(pad_id, numbers.Integral):
         raise ValueError(f"pad_id must be an integer, got {pad_id!r}")
@@ -116,27 +117,6 @@ def _tile(carry, beam_size: int, axis: int, batch: int):
         return jnp.repeat(x, beam_size, axis=axis)
 
     return jax.tree.map(tile, carry)
-
-
-def _probe(step_fn: StepFn, carry, tokens, return_aux: bool):
-    """Returns ``(V, aux shapes)`` of one step on ``tokens [N]``, after checking what `step_fn` returns."""
-    rows = tokens.shape[0]
-    out = jax.eval_shape(step_fn, carry, tokens)
-    want = "(carry, logits, aux)" if return_aux else "(carry, logits)"
-    if not isinstance(out, tuple) or len(out) != (3 if return_aux else 2):
-        raise ValueError(f"step_fn must return {want} with return_aux={return_aux}, got {out}")
-    seen, expected = jax.tree.map(lambda x: (x.shape, x.dtype), out[0]), jax.eval_shape(lambda c: c, carry)
-    if seen != jax.tree.map(lambda x: (x.shape, x.dtype), expected):
-        raise ValueError(f"step_fn must return a carry of the structure, shapes and dtypes it was given "
-                         f"({expected}), got {out[0]}")
-    logits = out[1]
-    if logits.ndim != 2 or logits.shape[0] != rows:
-        raise ValueError(f"step_fn must return logits of shape [B*K={rows}, V], got {logits.shape}")
-    aux = out[2] if return_aux else None
-    for leaf in jax.tree.leaves(aux):
-        if leaf.ndim < 1 or leaf.shape[0] != rows:
-            raise ValueError(f"step_fn's aux leaves must have shape [B*K={rows}, ...], got {leaf.shape}")
-    return logits.shape[1], aux
 
 
 def _take_beams(tree, idx):
@@ -222,13 +202,13 @@ def beam_search(step_fn: StepFn, carry, first_tokens, max_len: int, *, beam_size
       carry_batch_axis: the batch axis of the carry's leaves (1 for ``[L, B, H]`` states).
       return_aux: `step_fn` also returns aux; the result then carries each hypothesis' aux step by step.
     """
-    first_tokens = jnp.asarray(first_tokens)
-    _check_beam_args(first_tokens, max_len, beam_size, eos_id, pad_id, length_penalty, length_norm,
+    first_tokens = check_first_tokens(first_tokens)
+    _check_beam_args(max_len, beam_size, eos_id, pad_id, length_penalty, length_norm,
                      carry_batch_axis, return_aux)
     batch, k = first_tokens.shape[0], beam_size
     carry = _tile(carry, k, carry_batch_axis, batch)
     fed = jnp.repeat(first_tokens, k)  # [B*K]
-    vocab, aux_shapes = _probe(step_fn, carry, fed, return_aux)
+    vocab, aux_shapes = probe_step(step_fn, carry, fed, return_aux=return_aux, rows="B*K")
     if eos_id >= vocab:
         raise ValueError(f"eos_id must lie in [0, {vocab}) (the vocabulary size), got {eos_id}")
     normalise = functools.partial(length_normalise, length_penalty=length_penalty, length_norm=length_norm)

@@ -20,6 +20,12 @@ The pieces a beam search shares with these two are public: `filter_logits`, `fin
 comes after eos and update the finished mask), `hold_carry` and `lengths_of`. Decoding runs as one
 `lax.scan`, so it jit-compiles once per length. Beam search over the same step functions lives in its own
 module, which builds on this one: ``from rnn_jax.beam_search import beam_search``.
+
+Checks, before the loop and at trace time (so under jit too): ``first_tokens`` integer (a TypeError) of
+shape ``[B]``, the scalar arguments, and what ``step_fn`` returns, traced once by `probe_step` (the carry
+it was given, logits ``[B, V]``; ValueErrors naming the argument). Only for concrete ``first_tokens``: each
+in ``[0, V)``; under jit an out-of-range token reaches ``step_fn`` as it is. B = 0 and ``num_steps = 0``
+give empty tokens.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from rnn_jax.checks import DTypeError, concrete
 
 StepFn = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
 
@@ -104,12 +112,51 @@ def lengths_of(tokens, eos_id: int):
     return jnp.where(jnp.any(is_eos, axis=-1), first + 1, tokens.shape[-1]).astype(jnp.int32)
 
 
-def _check_decode_args(first_tokens, num_steps, eos_id, pad_id, carry_batch_axis):
+def check_first_tokens(first_tokens) -> jax.Array:
+    """Returns ``first_tokens`` as an integer array ``[B]`` after checking its dtype (TypeError) and rank."""
+    tokens = jnp.asarray(first_tokens)
+    message = f"first_tokens must be integer tokens of shape [B], got {tokens.dtype} {tokens.shape}"
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise DTypeError(message)
+    if tokens.ndim != 1:
+        raise ValueError(message)
+    return tokens
+
+
+def probe_step(step_fn: StepFn, carry, tokens, *, return_aux: bool = False, rows: str = "B"):
+    """Returns ``(V, aux)``: the vocabulary size and the aux shapes of one traced step on ``tokens [N]``.
+
+    Traces `step_fn` once (``jax.eval_shape``, nothing runs) and checks what it returns: ``(carry, logits
+    [N, V])`` (``(carry, logits, aux)`` with `return_aux`, aux leaves ``[N, ...]``), the carry of the
+    structure, shapes and dtypes it was given (as `lax.scan` needs). Then, for concrete ``tokens``, checks
+    they lie in ``[0, V)``: ValueError naming ``first_tokens``. `rows` names N in the messages.
+    """
+    n = tokens.shape[0]
+    out = jax.eval_shape(step_fn, carry, tokens)
+    want = "(carry, logits, aux)" if return_aux else "(carry, logits)"
+    if not isinstance(out, tuple) or len(out) != (3 if return_aux else 2):
+        raise ValueError(f"step_fn must return {want} with return_aux={return_aux}, got {out}")
+    seen, expected = jax.tree.map(lambda x: (x.shape, x.dtype), out[0]), jax.eval_shape(lambda c: c, carry)
+    if seen != jax.tree.map(lambda x: (x.shape, x.dtype), expected):
+        raise ValueError(f"step_fn must return a carry of the structure, shapes and dtypes it was given "
+                         f"({expected}), got {out[0]}")
+    logits = out[1]
+    if logits.ndim != 2 or logits.shape[0] != n:
+        raise ValueError(f"step_fn must return logits of shape [{rows}={n}, V], got {logits.shape}")
+    aux = out[2] if return_aux else None
+    for leaf in jax.tree.leaves(aux):
+        if leaf.ndim < 1 or leaf.shape[0] != n:
+            raise ValueError(f"step_fn's aux leaves must have shape [{rows}={n}, ...], got {leaf.shape}")
+    value = concrete(tokens)
+    if value is not None and value.size and (value.min() < 0 or value.max() >= logits.shape[1]):
+        raise ValueError(f"first_tokens must lie in [0, {logits.shape[1]}) (the vocabulary size), got values in "
+                         f"[{value.min()}, {value.max()}]")
+    return logits.shape[1], aux
+
+
+def _check_decode_args(num_steps, eos_id, pad_id, carry_batch_axis):
     if not _is_int(num_steps) or num_steps < 0:
         raise ValueError(f"num_steps must be an integer >= 0, got {num_steps!r}")
-    if first_tokens.ndim != 1 or not jnp.issubdtype(first_tokens.dtype, jnp.integer):
-        raise ValueError(f"first_tokens must be integer tokens of shape [B], got {first_tokens.dtype} "
-                         f"{first_tokens.shape}")
     if eos_id is not None and (not _is_int(eos_id) or eos_id < 0):
         raise ValueError(f"eos_id must be None or an integer >= 0, got {eos_id!r}")
     if not _is_int(pad_id):
@@ -120,17 +167,16 @@ def _check_decode_args(first_tokens, num_steps, eos_id, pad_id, carry_batch_axis
 
 def _decode(step_fn: StepFn, carry, first_tokens, num_steps: int, choose, *, eos_id, pad_id, carry_batch_axis):
     """The loop `greedy` and `sample` share; ``choose(logits [B, V], t) -> tokens [B]`` picks each step's."""
-    first_tokens = jnp.asarray(first_tokens)
-    _check_decode_args(first_tokens, num_steps, eos_id, pad_id, carry_batch_axis)
+    first_tokens = check_first_tokens(first_tokens)
+    _check_decode_args(num_steps, eos_id, pad_id, carry_batch_axis)
     batch = first_tokens.shape[0]
+    vocab, _ = probe_step(step_fn, carry, first_tokens)
+    if eos_id is not None and eos_id >= vocab:
+        raise ValueError(f"eos_id must lie in [0, {vocab}) (the vocabulary size), got {eos_id}")
 
     def body(state, t):
         c, tok, finished = state
         new_c, logits = step_fn(c, tok)
-        if logits.shape[:1] != (batch,) or logits.ndim != 2:
-            raise ValueError(f"step_fn must return logits of shape [B={batch}, V], got {logits.shape}")
-        if eos_id is not None and eos_id >= logits.shape[1]:
-            raise ValueError(f"eos_id must lie in [0, {logits.shape[1]}) (the vocabulary size), got {eos_id}")
         if eos_id is not None:  # without eos nothing is held, so the carry's layout does not matter
             new_c = hold_carry(finished, new_c, c, batch_axis=carry_batch_axis)
         nxt, finished = finish_tokens(choose(logits, t).astype(tok.dtype), finished, eos_id=eos_id, pad_id=pad_id)

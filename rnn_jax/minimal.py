@@ -73,9 +73,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells import INITIALIZERS, Cell, freeze_options
-from rnn_jax.checks import check_carry, check_choice, check_inputs, check_size
+from rnn_jax.checks import check_carry, check_choice, check_floating, check_inputs, check_size
 from rnn_jax.precision import acc_dtype, bcast, compute_dtype, matmul
-from rnn_jax.sequence import valid_steps
+from rnn_jax.sequence import batch_of_one, valid_steps
 
 Array = jax.Array
 Params = dict
@@ -269,6 +269,9 @@ def parallel_unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: b
     Returns:
       final_carry ``[B, H]``, the state after each sequence's last valid step (its initial carry if it
       has none), and outputs ``[B, T, H]`` (``[T, B, H]`` if time_major), the states, zero on invalid steps.
+
+    Checks: as `rnn_jax.unroll`'s (dtypes, ranks and sizes at trace time; the lengths' range only when
+    concrete).
     """
     if not isinstance(cell, Cell) or cell.kind not in KINDS:
         raise ValueError(f"cell must be a Cell of kind {KINDS} (from min_gru or min_lstm), got "
@@ -277,11 +280,10 @@ def parallel_unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: b
     if wrapped:  # e.g. zoneout: the step is no longer an affine map of the state
         raise ValueError(f"cell is wrapped ({wrapped}): its step has no parallel form; use rnn_jax.unroll")
     scan = check_choice("scan", dict(cell.options).get("scan", "linear") if scan is None else scan, SCANS)
-    xs = jnp.asarray(xs)
+    xs = check_floating("xs", xs)
     if xs.ndim == 2:  # one unbatched sequence [T, I]
-        add = (lambda a: None if a is None else jnp.asarray(a)[None])
-        final, ys = parallel_unroll(cell, params, xs[None], add(lengths), add(carry), reverse, False,
-                                    mask=add(mask), scan=scan)
+        lengths, carry, mask = batch_of_one(lengths, carry, mask)
+        final, ys = parallel_unroll(cell, params, xs[None], lengths, carry, reverse, False, mask=mask, scan=scan)
         return final[0], ys[0]
     check_inputs(xs, cell.input_size(params), time_major)
     xs = xs if time_major else jnp.swapaxes(xs, 0, 1)  # [T, B, I]

@@ -35,8 +35,8 @@ import jax.numpy as jnp
 from rnn_jax import dropout as dropout_lib
 from rnn_jax import registry
 from rnn_jax.cells import Cell, LSTMState, freeze_options
-from rnn_jax.checks import check_rate, check_size
-from rnn_jax.sequence import check_lengths
+from rnn_jax.checks import check_floating, check_rate, check_real, check_size
+from rnn_jax.sequence import batch_of_one, check_lengths
 from rnn_jax.unroll import unroll
 
 DIRECTIONS = ("forward", "backward")
@@ -139,7 +139,7 @@ class Stack:
         if initial_state is None:
             return [None] * LD
         expected = self.cell().initial_carry((LD,) + batch_shape)
-        leaves = [jnp.asarray(x) for x in jax.tree.leaves(initial_state)]
+        leaves = [check_real("initial_state", x) for x in jax.tree.leaves(initial_state)]
         exp_leaves, exp_tree = jax.tree.flatten(expected)
         what = "(h_0, c_0)" if isinstance(expected, LSTMState) else "h_0"
         if len(leaves) != len(exp_leaves):
@@ -153,11 +153,11 @@ class Stack:
 
     def _check_inputs(self, inputs, lengths, initial_state):
         """Returns ``(x [T, B, I], lengths [B] or None, initial_state, unbatched)`` after checking them."""
-        x = jnp.asarray(inputs)
+        x = check_floating("inputs", inputs)
         unbatched = x.ndim == 2
         if unbatched:
             x = x[:, None] if not self.batch_first else x[None]
-            lengths = None if lengths is None else jnp.reshape(jnp.asarray(lengths), (1,))
+            lengths, _, _ = batch_of_one(lengths, None, None)  # a scalar -> [1]
             if initial_state is not None:
                 initial_state = jax.tree.map(lambda s: jnp.asarray(s)[:, None], initial_state)
         if x.ndim != 3:
@@ -213,11 +213,18 @@ class Stack:
 
         Args:
           params: from `init` (or `rnn_jax.interop.torch.from_torch`).
-          inputs: ``[T, B, I]`` (``[B, T, I]`` if batch_first) or unbatched ``[T, I]``.
-          lengths: optional ``[B]`` integers in ``[0, T]``: steps past a sequence's length are padding.
+          inputs: floating ``[T, B, I]`` (``[B, T, I]`` if batch_first) or unbatched ``[T, I]``.
+          lengths: optional ``[B]`` integers in ``[0, T]`` (a scalar if unbatched): steps past a sequence's
+            length are padding; a length-0 sequence gives zero outputs and its initial state.
           initial_state: optional ``h_0 [L*D, B, H_out]`` (LSTM: ``(h_0, c_0)``); unbatched: no B axis.
           dropout_key: PRNG key for the dropouts; required when deterministic=False and a rate is > 0.
           deterministic: disables dropout.
+
+        Checks, at trace time (so under jit too): inputs of a floating dtype (any precision, computed in the
+        spec's compute dtype; integers, bools and complex numbers are a TypeError naming `inputs`), integer
+        lengths, a real initial_state, and every rank and size (ValueErrors naming the argument). The
+        lengths' range ``[0, T]`` only when they are concrete: under jit a length outside it acts as if
+        clipped. B = 0 and T = 0 give empty outputs (T = 0: the initial state as final state).
         """
         x, lengths, initial_state, unbatched = self._check_inputs(inputs, lengths, initial_state)
         if len(params) != self.num_layers:

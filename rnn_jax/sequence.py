@@ -21,37 +21,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax.checks import DTypeError, check_boolean, check_integer, check_size, concrete
+
 Array = jax.Array
 # what bucketing does with a sequence longer than the largest bucket (`bucket_indices`)
 OVERFLOW = ("error", "truncate", "drop")
 
 
-def _concrete(x):
-    """Returns `x` as a NumPy array, or None when it is a tracer (inside jit, lengths are data)."""
-    try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None
-
-
 def check_lengths(lengths, batch_size: int, max_len: int, name: str = "lengths") -> Array:
     """Returns `lengths` as an int32 array ``[B]`` after checking its shape, dtype and range [0, max_len].
 
-    The range is checked only when `lengths` is concrete (not a tracer).
+    Dtype and shape are checked at trace time (inside jit too); the range only when `lengths` is concrete
+    (not a tracer). Under jit a length outside ``[0, max_len]`` acts as if clipped to it: every step t is
+    valid iff ``t < length``, so a negative length runs no step and one past the end runs them all.
 
     Raises:
-      TypeError: non-integer lengths.
+      TypeError (`rnn_jax.checks.DTypeError`): non-integer lengths (floats, bools).
       ValueError: wrong shape, or a value outside ``[0, max_len]``.
     """
-    arr = jnp.asarray(lengths)
-    if not jnp.issubdtype(arr.dtype, jnp.integer):
-        raise TypeError(f"{name} must be an integer array of shape ({batch_size},), got dtype {arr.dtype}")
+    arr = check_integer(name, lengths, f"({batch_size},)")
     if arr.shape != (batch_size,):
         raise ValueError(f"{name} must have shape ({batch_size},) (one length per sequence), got {arr.shape}")
-    concrete = _concrete(lengths)
-    if concrete is not None and concrete.size and (concrete.min() < 0 or concrete.max() > max_len):
+    value = concrete(lengths)
+    if value is not None and value.size and (value.min() < 0 or value.max() > max_len):
         raise ValueError(f"{name} must lie in [0, {max_len}] (the padded length), got values in "
-                         f"[{concrete.min()}, {concrete.max()}]")
+                         f"[{value.min()}, {value.max()}]")
     return arr.astype(jnp.int32)
 
 
@@ -60,13 +54,14 @@ def valid_steps(lengths, mask, time: int, batch: int, *, time_major: bool = Fals
 
     Args:
       lengths: optional ``[B]`` integers in ``[0, T]`` (checked by `check_lengths`).
-      mask: optional boolean ``[B, T]`` (``[T, B]`` if time_major); not together with lengths.
+      mask: optional boolean ``[B, T]`` (``[T, B]`` if time_major; another dtype is a TypeError); not
+        together with lengths.
       time, batch: T and B of the padded batch.
     """
     if lengths is not None and mask is not None:
         raise ValueError("pass lengths or mask, not both")
     if mask is not None:
-        mask = jnp.asarray(mask)
+        mask = check_boolean("mask", mask, "use mask.astype(bool) or rnn_jax.sequence.lengths_to_mask")
         want = (time, batch) if time_major else (batch, time)
         if mask.shape != want:
             raise ValueError(f"mask must have shape {list(want)}, got {mask.shape}")
@@ -75,6 +70,19 @@ def valid_steps(lengths, mask, time: int, batch: int, *, time_major: bool = Fals
         lengths = check_lengths(lengths, batch, time)
         return jnp.arange(time)[:, None] < lengths[None, :]  # [T, B]
     return None
+
+
+def batch_of_one(lengths, carry, mask):
+    """Returns lengths, carry and mask of one unbatched sequence ``[T, ...]`` with a batch axis of 1 in front.
+
+    Each may be None. `lengths` must be a scalar (ValueError otherwise); the carry's leaves and the mask
+    ``[T]`` get the new axis 0.
+    """
+    if lengths is not None and jnp.ndim(lengths) != 0:
+        raise ValueError(f"lengths must be a scalar for one unbatched sequence [time, features], got shape "
+                         f"{jnp.shape(lengths)}")
+    add = (lambda a: None if a is None else jnp.asarray(a)[None])
+    return add(lengths), (None if carry is None else jax.tree.map(add, carry)), add(mask)
 
 
 def hold_invalid(valid, new, old):
@@ -105,27 +113,71 @@ def mask_to_lengths(mask, *, time_major: bool = False) -> Array:
     return jnp.sum(mask.astype(jnp.int32), axis=0 if time_major else 1)
 
 
+def _sequence_arrays(sequences) -> list[np.ndarray]:
+    """Returns `sequences` as NumPy arrays ``[T_b, ...]`` of numbers with one trailing shape (ValueError naming one)."""
+    try:
+        items = list(sequences)
+    except TypeError as err:
+        raise TypeError(f"sequences must be a sequence of arrays [time, ...], got {type(sequences).__name__}") from err
+    if not items:
+        raise ValueError("sequences must hold at least one sequence")
+    arrays = []
+    for i, item in enumerate(items):
+        try:
+            a = np.asarray(item)
+        except ValueError as err:  # a ragged nested list
+            raise ValueError(f"sequences[{i}] must be an array [time, ...], got a ragged {type(item).__name__}") from err
+        if a.dtype.kind not in "biufc":
+            raise DTypeError(f"sequences[{i}] must hold numbers (bool, integer, float or complex), got dtype {a.dtype}")
+        arrays.append(a)
+    tail = arrays[0].shape[1:]
+    for i, a in enumerate(arrays):
+        if a.ndim < 1 or a.shape[1:] != tail:
+            raise ValueError(f"sequences[{i}] must have shape [time, *{tail}], got {a.shape}")
+    return arrays
+
+
+def _padding_dtype(arrays, dtype, padding_value) -> np.dtype:
+    """Returns the padded array's dtype after checking `dtype` and `padding_value` lose nothing in it."""
+    found = np.result_type(*arrays)
+    if dtype is None:
+        dtype = found
+    dtype = np.dtype(dtype)
+    if not np.can_cast(found, dtype, casting="same_kind"):
+        raise DTypeError(f"dtype must hold the sequences' {found} values without changing their kind, got {dtype}")
+    try:
+        pad = np.asarray(padding_value)
+        with np.errstate(invalid="ignore"):  # NaN -> int warns; the comparison below reports it
+            cast = pad.astype(dtype)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"padding_value must be a number, got {padding_value!r}") from err
+    nan = (lambda a: np.isnan(a) if a.dtype.kind in "fc" else np.zeros(a.shape, bool))
+    same = (cast == pad) | (nan(pad) & nan(cast))
+    if pad.ndim or not bool(same):
+        raise ValueError(f"padding_value must be a scalar that the padded dtype {dtype} holds exactly, got "
+                         f"{padding_value!r}")
+    return dtype
+
+
 def pad_sequences(sequences: Sequence, *, batch_first: bool = False, padding_value=0.0,
                   max_len: int | None = None, dtype=None) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(padded, lengths)``: sequences ``[T_b, ...]`` stacked into ``[T, B, ...]`` (or ``[B, T, ...]``).
 
     Like ``torch.nn.utils.rnn.pad_sequence``, plus the lengths ``[B]`` (int32). Host-side NumPy, for data
-    pipelines. `max_len` pads to a fixed length (>= the longest sequence); default: the longest.
+    pipelines. `max_len` pads to a fixed length (an integer >= the longest sequence); default: the longest.
+    Sequences may have length 0 (all of them: ``T = 0``); B = 0 is a ValueError (no trailing shape to pad to).
+    `dtype` (default: the sequences' common NumPy dtype) must keep the values' kind (int -> float is fine,
+    float -> int a TypeError), and `padding_value` must be exactly representable in it (NaN into an integer
+    array is a ValueError), so padding never silently changes a value.
     """
-    if len(sequences) == 0:
-        raise ValueError("sequences must hold at least one sequence")
-    arrays = [np.asarray(s) for s in sequences]
-    tail = arrays[0].shape[1:]
-    for i, a in enumerate(arrays):
-        if a.ndim < 1 or a.shape[1:] != tail:
-            raise ValueError(f"sequences[{i}] must have shape [time, *{tail}], got {a.shape}")
+    arrays = _sequence_arrays(sequences)
     lengths = np.array([a.shape[0] for a in arrays], dtype=np.int32)
     longest = int(lengths.max())
-    T = longest if max_len is None else max_len
+    T = longest if max_len is None else check_size("max_len", max_len, 0)
     if T < longest:
         raise ValueError(f"max_len must be >= the longest sequence ({longest}), got {max_len}")
-    dtype = dtype or np.result_type(*arrays)
-    out = np.full((len(arrays), T) + tail, padding_value, dtype=dtype)  # [B, T, ...]
+    dtype = _padding_dtype(arrays, dtype, padding_value)
+    out = np.full((len(arrays), T) + arrays[0].shape[1:], padding_value, dtype=dtype)  # [B, T, ...]
     for b, a in enumerate(arrays):
         out[b, :a.shape[0]] = a
     return (out if batch_first else np.swapaxes(out, 0, 1)), lengths

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 from rnn_jax import dropout as dropout_lib
 from rnn_jax import wrappers
 from rnn_jax.cells import Cell
-from rnn_jax.checks import check_carry, check_inputs, check_rate
+from rnn_jax.checks import check_carry, check_floating, check_inputs, check_rate
 from rnn_jax.fused import fused_scan
-from rnn_jax.sequence import hold_invalid, valid_steps, zero_invalid
+from rnn_jax.sequence import batch_of_one, hold_invalid, valid_steps, zero_invalid
 
 Array = jax.Array
 
@@ -79,12 +79,6 @@ def _regularize(cell: Cell, xs, batch: int, rates: dict, key, deterministic: boo
     return cell, xs
 
 
-def _batch_of_one(lengths, carry, mask):
-    """Returns lengths, carry and mask of one unbatched sequence with a batch axis of 1 in front."""
-    add = (lambda a: None if a is None else jnp.asarray(a)[None])
-    return add(lengths), (None if carry is None else jax.tree.map(add, carry)), add(mask)
-
-
 def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = False, time_major: bool = False,
            unroll: int = 1, *, mask=None, checkpoint: bool = False, hoist_inputs: bool | None = None,
            input_dropout: float = 0.0, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
@@ -122,12 +116,20 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
     Returns:
       final_carry (batch shape ``[B]``) and outputs ``[B, T, output_size]`` (``[T, B, ...]`` if time_major),
       zero on invalid steps.
+
+    Checks (`rnn_jax.checks`; the module docstring's padding semantics): `xs` must be floating point
+    (any precision, computed in the cell's compute dtype; integers, bools and complex numbers are a
+    TypeError), the carry real numbers, lengths integers, the mask boolean; ranks and sizes are
+    ValueErrors naming the argument. All of these hold at trace time, so also under jit. The lengths'
+    range ``[0, T]`` is checked only for concrete lengths: under jit a length outside it acts as if clipped
+    (`rnn_jax.sequence.check_lengths`). Empty batches (B = 0) and T = 0 return empty outputs and, for
+    T = 0, the initial carry.
     """
-    xs = jnp.asarray(xs)
+    xs = check_floating("xs", xs)
     unbatched = xs.ndim == 2
     if unbatched:  # one sequence [T, I]: a batch of one, batch-major
         xs, time_major = xs[None], False
-        lengths, carry, mask = _batch_of_one(lengths, carry, mask)
+        lengths, carry, mask = batch_of_one(lengths, carry, mask)
     check_inputs(xs, cell.input_size(params), time_major)
     xs = xs if time_major else jnp.swapaxes(xs, 0, 1)  # [T, B, I]
     T, B = xs.shape[:2]
