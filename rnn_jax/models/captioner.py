@@ -27,6 +27,11 @@ the output layer (on h_t, or on SAT's deep-output sum); keys from `rnn_jax.dropo
 `rnn_jax.models.common.embed_tokens`. Decoding: `step_fn` is `rnn_jax.decoding`'s ``(carry, tokens [B]) ->
 (carry, logits [B, V])`` (``return_aux``: also alpha ``[B, S]``); every leaf of `CaptionMemory` is
 batch-major, so `rnn_jax.models.seq2seq_layers.tile_memory` lays it out for a beam of K.
+
+Checks, at trace time (so under jit too): ``features`` floating point (float16/bfloat16/float32/float64,
+computed in float32; ints and complex numbers are refused) of shape ``[B, D]`` or ``[B, S >= 1, D]``; caption
+ids integer ``[B, T]`` (decoding: ``[B]``); only when concrete: ids in ``[0, V)``. B = 0 and T = 0 give empty
+logits.
 """
 
 from __future__ import annotations
@@ -41,9 +46,9 @@ from rnn_jax import dropout as dropout_lib
 from rnn_jax import registry
 from rnn_jax.attention import Attention, AttentionMemory
 from rnn_jax.cells import carry_h
-from rnn_jax.checks import check_choice, check_rate, check_size
+from rnn_jax.checks import check_choice, check_floating, check_ids, check_rate, check_size
 from rnn_jax.decoding import greedy
-from rnn_jax.models.common import embed_tokens
+from rnn_jax.models.common import check_targets, embed_tokens
 from rnn_jax.models.seq2seq_layers import bridge_apply, bridge_init, linear_apply, linear_init, token_loss
 from rnn_jax.wrappers import feed_inputs
 
@@ -195,15 +200,17 @@ class Captioner:
     # --- encoding
     def _check_features(self, features):
         """Returns ``features`` (``[B, D]`` or ``[B, S, D]``) as a float array after checking its shape."""
-        features = jnp.asarray(features)
+        features = check_floating("features", features)
         D = self.feature_size
-        if features.ndim not in (2, 3) or features.shape[-1] != D or not jnp.issubdtype(features.dtype,
-                                                                                         jnp.floating):
+        if features.ndim not in (2, 3) or features.shape[-1] != D:
             raise ValueError(f"features must be floats of shape [batch, {D}] (a vector) or [batch, slots, {D}] "
                              f"(a grid; feature_size {D}), got {features.dtype} {features.shape}")
         if self.attends and features.ndim == 2:
             raise ValueError(f"decoder='show_attend_tell' attends over a grid: features must have shape "
                              f"[batch, slots, {D}], got a vector per image {features.shape}")
+        if features.ndim == 3 and features.shape[1] == 0:
+            raise ValueError(f"features must have at least one slot (a grid [batch, slots >= 1, {D}]; its mean "
+                             f"and attention need one), got shape {features.shape}")
         return features
 
     def encode(self, params, features, *, dropout_key=None, deterministic: bool = True) -> CaptionMemory:
@@ -259,10 +266,7 @@ class Captioner:
         `carry` is the decoder's (``memory.carry`` at the first step); alpha: the weights of this step's
         context (SAT), None for Show and Tell.
         """
-        tokens = jnp.asarray(tokens)
-        batch = memory.batch_size
-        if tokens.shape != (batch,) or not jnp.issubdtype(tokens.dtype, jnp.integer):
-            raise ValueError(f"tokens must be integer ids of shape [B]=({batch},), got {tokens.dtype} {tokens.shape}")
+        tokens = check_ids("tokens", tokens, self.vocab, "[B]", shape=(memory.batch_size,))
         emb = jnp.take(params["embed"], tokens, axis=0)  # [B, E]
         cell = self.decoder_cell(memory)
         new, y, alpha = self._advance(cell, params, memory, carry, cell.project_inputs(params["decoder"], emb))
@@ -301,13 +305,13 @@ class Captioner:
             raise ValueError("dropout_key is required when deterministic=False and dropout > 0")
         keys = dropout_lib.split_named(dropout_key if train else None, IMAGE_SITES)
         memory = self.encode(params, features, dropout_key=keys["image"], deterministic=deterministic)
-        tokens_in = jnp.asarray(tokens_in)
+        tokens_in = check_ids("tokens_in", tokens_in, self.vocab, "[batch, time]")
         batch = memory.batch_size
-        if tokens_in.ndim != 2 or tokens_in.shape[0] != batch or not jnp.issubdtype(tokens_in.dtype, jnp.integer):
+        if tokens_in.shape[0] != batch:
             raise ValueError(f"tokens_in must be integer ids of shape [batch={batch}, time], got {tokens_in.dtype} "
                              f"{tokens_in.shape}")
         emb, _, out_key = embed_tokens(params["embed"], tokens_in, rate=self.dropout, dropout_key=keys["caption"],
-                                       deterministic=deterministic)  # [B, T, E]
+                                       deterministic=deterministic, name="tokens_in")  # [B, T, E]
         cell = self.decoder_cell(memory)
         proj = jnp.swapaxes(cell.project_inputs(params["decoder"], emb), 0, 1)  # [T, B, 4H]
 
@@ -333,6 +337,8 @@ class Captioner:
         if attention_reg and not self.attends:
             raise ValueError(f"attention_reg weighs the attention regulariser; decoder='show_tell' has no "
                              f"attention, so it takes 0, got {attention_reg!r}")
+        tgt_in = check_ids("tgt_in", batch["tgt_in"], self.vocab, "[batch, time]")  # checked before computing
+        check_targets(batch["tgt_out"], batch["tgt_mask"], tgt_in.shape, self.vocab, ("tgt_out", "tgt_mask"))
         logits, alphas = self.apply(params, batch["features"], batch["tgt_in"], dropout_key=dropout_key,
                                     deterministic=deterministic)  # [B, T, V], [B, T, S]
         total, count, aux = token_loss(logits, batch["tgt_out"], batch["tgt_mask"], label_smoothing=label_smoothing)

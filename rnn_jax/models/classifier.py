@@ -4,6 +4,12 @@ Pooling (over each sequence's own length, never over padding):
 * ``'final'``: the final state of each direction of the last layer, concatenated (the backward
   direction's final state is the state after the sequence's first token);
 * ``'mean'`` / ``'max'``: masked mean / max of the last layer's outputs over valid steps.
+
+A length-0 row (a batch padded with empty rows) pools to zero features under every pooling (the final
+states are the zero initial state; mean and max over no step are 0), so its logits are the output bias,
+never NaN. Checks (`rnn_jax.models.common`): tokens integer ids ``[B, T]``, lengths integers ``[B]``, labels
+``[B]`` and weights ``[B]``, at trace time; ids in ``[0, V)``, labels in ``[0, C)`` and lengths in ``[0, T]``
+only when concrete.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import optax
 from rnn_jax import dropout as dropout_lib
 from rnn_jax import rnn as rnn_lib
 from rnn_jax.cells import carry_h
-from rnn_jax.checks import check_choice, check_rate
-from rnn_jax.models.common import embed_tokens, freeze_cell
-from rnn_jax.sequence import lengths_to_mask
+from rnn_jax.checks import check_choice, check_ids, check_rate
+from rnn_jax.models.common import check_targets, embed_tokens, freeze_cell
+from rnn_jax.sequence import check_lengths, lengths_to_mask
 
 POOLINGS = ("final", "mean", "max")
 
@@ -88,7 +94,10 @@ class Classifier:
                         "b": jnp.zeros((self.num_classes,))}}
 
     def apply(self, params, tokens, lengths, *, dropout_key=None, deterministic: bool = True):
-        """Returns logits ``[B, C]`` for ``tokens [B, T]`` with ``lengths [B]`` (each >= 1)."""
+        """Returns logits ``[B, C]`` for ``tokens [B, T]`` with ``lengths [B]`` (each in ``[0, T]``; see the
+        module docstring for length 0)."""
+        tokens = check_ids("tokens", tokens, self.vocab_size, "[batch, time]")
+        lengths = check_lengths(lengths, tokens.shape[0], tokens.shape[1])
         if not deterministic and self.word_dropout > 0:
             word_key, dropout_key = jax.random.split(dropout_key)
             dropped = jax.random.bernoulli(word_key, self.word_dropout, tokens.shape)  # [B, T]
@@ -105,8 +114,9 @@ class Classifier:
             mask = lengths_to_mask(lengths, tokens.shape[1])[:, :, None]  # [B, T, 1]
             if self.pooling == "mean":
                 feats = jnp.sum(ys, axis=1) / jnp.maximum(lengths, 1)[:, None].astype(ys.dtype)  # [B, D*H]
-            else:
-                feats = jnp.max(jnp.where(mask, ys, -jnp.inf), axis=1)  # [B, D*H]
+            else:  # a row with no step (length 0, or T = 0) pools to 0, not -inf
+                feats = jnp.max(jnp.where(mask, ys, -jnp.inf), axis=1, initial=-jnp.inf)  # [B, D*H]
+                feats = jnp.where(lengths[:, None] > 0, feats, 0.0)
         if out_key is not None:
             feats = dropout_lib.dropout(out_key, self.dropout, feats)
         return feats @ params["out"]["w"] + params["out"]["b"][None, :]  # [B, C]
@@ -114,6 +124,8 @@ class Classifier:
     def loss(self, params, tokens, lengths, labels, weights, *, dropout_key=None, deterministic=True):
         """Returns ``(loss_sum, count, aux)``: weighted cross-entropy sum, sum of ``weights [B]``, and
         ``aux = {'correct': weighted count of right answers, 'predictions': [B] argmax classes}``."""
+        tokens = check_ids("tokens", tokens, self.vocab_size, "[batch, time]")  # all checked before computing
+        labels, weights = check_targets(labels, weights, tokens.shape[:1], self.num_classes, ("labels", "weights"))
         logits = self.apply(params, tokens, lengths, dropout_key=dropout_key, deterministic=deterministic)
         nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [B]
         predictions = jnp.argmax(logits, -1)  # [B]

@@ -4,6 +4,10 @@ Graves (2013) for characters, Zaremba et al. (2014) for words. Training uses tea
 consecutive text with the recurrent state carried from one chunk to the next (truncated BPTT: the carried
 state enters as data, so no gradient crosses a chunk boundary); sampling feeds each drawn token back.
 Dropout as Zaremba et al.: on the embeddings, between layers and before the output layer.
+
+Checks (`rnn_jax.models.common`): tokens and targets integer ids (``[B, T]``; ``[B]`` for `step`), the state
+in the stack's layout, the loss mask ``[B, T]``, at trace time; ids in ``[0, V)`` only when concrete.
+B = 0 and T = 0 give empty logits (T = 0: the state unchanged).
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import optax
 from rnn_jax import dropout as dropout_lib
 from rnn_jax import registry
 from rnn_jax import rnn as rnn_lib
-from rnn_jax.checks import check_rate
-from rnn_jax.models.common import embed_tokens, freeze_cell
+from rnn_jax.checks import check_ids, check_rate
+from rnn_jax.models.common import check_targets, embed_tokens, freeze_cell
 
 CELLS = tuple(registry.CELLS)
 
@@ -115,7 +119,7 @@ class LanguageModel:
         x, rnn_key, out_key = embed_tokens(params["embed"], tokens, rate=max(self.dropout, out_rate),
                                            dropout_key=dropout_key, deterministic=deterministic,
                                            embed_rate=embed_rate)  # x [B, T, E]
-        state = self.initial_state(tokens.shape[0]) if state is None else state
+        state = self.initial_state(x.shape[0]) if state is None else state
         ys, state = self.rnn.apply(params["rnn"], x, None, state, dropout_key=rnn_key, deterministic=deterministic)
         ys = ys.astype(jnp.float32)  # [B, T, H]
         if out_key is not None and out_rate > 0:
@@ -130,12 +134,16 @@ class LanguageModel:
 
     def loss(self, params, tokens, targets, mask, state=None, *, dropout_key=None, deterministic=True):
         """Returns ``(loss_sum, count, state)``: summed cross-entropy (nats) over ``mask [B, T]``."""
+        tokens = check_ids("tokens", tokens, self.vocab_size, "[batch, time]")  # all checked before computing
+        targets, mask = check_targets(targets, mask, tokens.shape, self.vocab_size)
         logits, state = self.apply(params, tokens, state, dropout_key=dropout_key, deterministic=deterministic)
+        mask = mask.astype(bool)  # a nonzero entry counts, once
         nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # [B, T]
         nll = jnp.where(mask, nll, 0.0)
         return jnp.sum(nll), jnp.sum(mask.astype(jnp.int32)), state
 
     def step(self, params, state, tokens):
         """Returns ``(state, logits [B, V])`` after feeding one token ``[B]`` (for `rnn_jax.decoding`)."""
+        tokens = check_ids("tokens", tokens, self.vocab_size, "[B]")
         logits, state = self.apply(params, tokens[:, None], state)
         return state, logits[:, 0]

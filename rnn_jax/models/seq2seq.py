@@ -23,6 +23,10 @@ One `Seq2Seq` spec covers the three by its fields (`cho2014`, `bahdanau2015` and
   papers, ``'tanh'`` or ``'linear'``; size R = ``readout_size``), dropout, then ``logits = r W_o + b``
   ``[..., V_tgt]``; with ``tie_embeddings`` ``W_o`` is the target embedding's transpose (R == embed_dim).
 
+Checks, at trace time (so under jit too): ``src``, ``tgt_in``, ``tgt_out`` and decoding ``tokens`` are integer
+ids of their documented shapes, ``src_lengths`` integers ``[B]``; only when concrete: ids in ``[0, V)`` of
+their vocabulary and ``src_lengths`` in ``[1, S]``. B = 0 and a target of T = 0 give empty logits.
+
 Padding: source positions past ``src_lengths`` never reach an output (the stack masks them, attention
 gives them weight exactly 0, the mean bridge divides by the length). A length-0 source is a ValueError
 when the lengths are concrete; under jit it gets zero attention weights, a zero context and the bridge
@@ -56,9 +60,9 @@ from rnn_jax import registry
 from rnn_jax import rnn as rnn_lib
 from rnn_jax.attention import Attention, AttentionMemory
 from rnn_jax.cells import carry_h
-from rnn_jax.checks import check_choice, check_rate, check_size
+from rnn_jax.checks import check_choice, check_ids, check_rate, check_size, concrete
 from rnn_jax.decoding import greedy
-from rnn_jax.models.common import embed_tokens, freeze_cell
+from rnn_jax.models.common import check_targets, embed_tokens, freeze_cell
 from rnn_jax.models.seq2seq_layers import (READOUTS, Memory, bridge_apply, bridge_init, linear_apply, readout_apply,
                                            readout_init, stacked_cell, tile_memory, token_loss)
 from rnn_jax.precision import acc_dtype
@@ -221,12 +225,11 @@ class Seq2Seq:
     # --- encoding
     def _check_source(self, src, src_lengths):
         """Returns ``(src [B, S], src_lengths [B] int32)`` after checking shapes, range and (concrete) >= 1."""
-        src = jnp.asarray(src)
-        if src.ndim != 2 or not jnp.issubdtype(src.dtype, jnp.integer):
-            raise ValueError(f"src must be integer tokens of shape [batch, src_len], got {src.dtype} {src.shape}")
+        src = check_ids("src", src, self.src_vocab, "[batch, src_len]")
         lengths = check_lengths(src_lengths, src.shape[0], src.shape[1], name="src_lengths")
-        if not isinstance(src_lengths, jax.core.Tracer):
-            empty = np.flatnonzero(np.asarray(src_lengths) == 0).tolist()
+        value = concrete(src_lengths)
+        if value is not None:
+            empty = np.flatnonzero(value == 0).tolist()
             if empty:
                 raise ValueError(f"src_lengths must be >= 1 (a source needs a token to encode); rows {empty} have "
                                  f"length 0")
@@ -256,7 +259,7 @@ class Seq2Seq:
         """
         src, lengths = self._check_source(src, src_lengths)
         x, enc_key, _ = embed_tokens(params["src_embed"], src, rate=self.dropout, dropout_key=dropout_key,
-                                     deterministic=deterministic)  # [B, S, E]
+                                     deterministic=deterministic, name="src")  # [B, S, E]
         states, final = self.encoder.apply(params["encoder"], x, lengths, dropout_key=enc_key,
                                            deterministic=deterministic)  # [B, S, M]
         states = states.astype(acc_dtype(states.dtype))
@@ -301,10 +304,7 @@ class Seq2Seq:
         `carry` is the decoder's (``memory.carry`` at the first step, batch axis 0); the weights are those
         that made this step's context (exactly 0 on padding; None without attention).
         """
-        tokens = jnp.asarray(tokens)
-        batch = memory.mask.shape[0]
-        if tokens.shape != (batch,) or not jnp.issubdtype(tokens.dtype, jnp.integer):
-            raise ValueError(f"tokens must be integer ids of shape [B]=({batch},), got {tokens.dtype} {tokens.shape}")
+        tokens = check_ids("tokens", tokens, self.tgt_vocab, "[B]", shape=memory.mask.shape[:1])
         emb = jnp.take(params["tgt_embed"], tokens, axis=0)  # [B, E]
         cell, p = self.decoder_cell(memory), params["decoder"]
         new, y = cell.step(p, carry, cell.project_inputs(p, self._inputs(memory, emb)))  # y [B, H (+ M)]
@@ -340,6 +340,13 @@ class Seq2Seq:
         return [dropout_lib.dropout_mask(k, self.dropout, (batch, self.hidden_size), jnp.float32)
                 for k in jax.random.split(key, self.decoder_layers - 1)]
 
+    def _check_tgt_in(self, tgt_in, batch: int):
+        """Returns ``tgt_in`` after checking it holds target ids ``[batch, tgt_len]``."""
+        tgt_in = check_ids("tgt_in", tgt_in, self.tgt_vocab, "[batch, tgt_len]")
+        if tgt_in.shape[0] != batch:
+            raise ValueError(f"tgt_in must have shape [batch={batch}, tgt_len], got {tgt_in.shape}")
+        return tgt_in
+
     def apply(self, params, src, src_lengths, tgt_in, *, dropout_key=None, deterministic: bool = True):
         """Returns ``logits [B, T, V]`` of teacher forcing ``tgt_in [B, T]`` (bos + y) on ``src [B, S]``.
 
@@ -351,11 +358,9 @@ class Seq2Seq:
             raise ValueError("dropout_key is required when deterministic=False and dropout > 0")
         keys = dropout_lib.split_named(dropout_key if train else None, ("source", "target"))
         memory = self.encode(params, src, src_lengths, dropout_key=keys["source"], deterministic=deterministic)
-        tgt_in = jnp.asarray(tgt_in)
-        if tgt_in.ndim != 2 or tgt_in.shape[0] != memory.mask.shape[0]:
-            raise ValueError(f"tgt_in must have shape [batch={memory.mask.shape[0]}, tgt_len], got {tgt_in.shape}")
-        emb, dec_key, out_key = embed_tokens(params["tgt_embed"], tgt_in, rate=self.dropout,
-                                             dropout_key=keys["target"], deterministic=deterministic)  # [B, T, E]
+        tgt_in = self._check_tgt_in(tgt_in, memory.mask.shape[0])
+        emb, dec_key, out_key = embed_tokens(params["tgt_embed"], tgt_in, rate=self.dropout, dropout_key=keys["target"],
+                                             deterministic=deterministic, name="tgt_in")  # [B, T, E]
         cell = self.decoder_cell(memory, self._between_masks(dec_key, tgt_in.shape[0]))
         _, ys = unroll(cell, params["decoder"], self._inputs(memory, emb), carry=memory.carry)  # [B, T, H (+ M)]
         return self._logits(params, memory, ys, emb, out_key)
@@ -368,6 +373,9 @@ class Seq2Seq:
         ``(1 - alpha) one_hot + alpha / V``. aux: ``nll`` (the unsmoothed sum), ``correct`` (masked count of
         argmax hits) and ``predictions [B, T]``.
         """
+        src = check_ids("src", batch["src"], self.src_vocab, "[batch, src_len]")  # all checked before computing
+        tgt_in = self._check_tgt_in(batch["tgt_in"], src.shape[0])
+        check_targets(batch["tgt_out"], batch["tgt_mask"], tgt_in.shape, self.tgt_vocab, ("tgt_out", "tgt_mask"))
         logits = self.apply(params, batch["src"], batch["src_lengths"], batch["tgt_in"], dropout_key=dropout_key,
                             deterministic=deterministic)  # [B, T, V]
         return token_loss(logits, batch["tgt_out"], batch["tgt_mask"], label_smoothing=label_smoothing)

@@ -27,6 +27,7 @@ import optax
 
 from rnn_jax.cells import Cell, freeze_options
 from rnn_jax.checks import check_rate, check_size
+from rnn_jax.models.common import check_targets
 from rnn_jax.precision import bcast
 
 Array = jax.Array
@@ -179,7 +180,8 @@ def token_loss(logits, targets, mask, *, label_smoothing: float = 0.0):
     ``correct`` (masked count of argmax hits), ``predictions [...]`` (argmax ids).
     """
     check_rate("label_smoothing", label_smoothing)
-    mask = jnp.asarray(mask).astype(logits.dtype)
+    targets, mask = check_targets(targets, mask, logits.shape[:-1], logits.shape[-1], ("tgt_out", "tgt_mask"))
+    mask = mask.astype(logits.dtype)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, targets)  # [...]
     smoothed = nll
     if label_smoothing > 0:

@@ -13,6 +13,11 @@ Inputs of one batch (the data side builds them, `rnn_jax.data.tagging`):
 * ``chars [B, T, C]`` int character ids of each word, ``char_lengths [B, T]`` (0 at padded positions);
 * ``tags [B, T]`` int gold tags and ``mask [B, T]`` (1.0 on real tokens) for the loss.
 
+Checks (`_check_inputs`, at trace time): ids integer of those shapes, lengths integer; only when concrete:
+word ids in ``[0, Vw)``, character ids in ``[0, Vc)``, ``lengths`` in ``[0, T]`` and ``char_lengths`` in
+``[0, C]``. A length-0 sentence (a padding row) gets the output bias at every position; B = 0, T = 0 and
+C = 0 give empty or bias-only logits.
+
 `apply` runs a batch; `apply_one` runs one sentence (no batch axis) so ``jax.vmap`` can batch it (the
 lecture's auto-batching); both give the same logits, as padding never reaches a real token.
 """
@@ -30,8 +35,9 @@ import optax
 from rnn_jax import dropout as dropout_lib
 from rnn_jax import rnn as rnn_lib
 from rnn_jax.cells import carry_h
-from rnn_jax.checks import check_rate, check_size
-from rnn_jax.models.common import freeze_cell
+from rnn_jax.checks import check_ids, check_integer, check_rate, check_size
+from rnn_jax.models.common import check_targets, freeze_cell
+from rnn_jax.sequence import check_lengths
 
 SITES = ("word_drop", "word", "char", "char_rnn", "rnn", "out")
 
@@ -107,7 +113,7 @@ class Tagger:
     def apply(self, params, words, lengths, chars, char_lengths, *, word_drop=None, dropout_key=None,
               deterministic: bool = True):
         """Returns logits ``[B, T, K]`` (shapes in the module docstring; `word_drop` ``[B, T]`` or None)."""
-        _check_shapes(words, lengths, chars, char_lengths)
+        words, lengths, chars, char_lengths = self._check_inputs(words, lengths, chars, char_lengths)
         train = not deterministic and dropout_key is not None
         keys = dropout_lib.split_named(dropout_key if train else None, SITES)
         if train and word_drop is not None and self.unk_id is not None:
@@ -118,7 +124,7 @@ class Tagger:
         char_feats = self._char_features(params, chars.reshape(B * T, C), char_lengths.reshape(B * T), keys,
                                          rate_on)  # [B*T, 2*Hc]
         x = jnp.concatenate([jnp.take(params["word_embed"], words, axis=0),
-                             char_feats.reshape(B, T, -1)], axis=-1)  # [B, T, Ew + 2*Hc]
+                             char_feats.reshape(B, T, char_feats.shape[-1])], axis=-1)  # [B, T, Ew + 2*Hc]
         if rate_on:
             x = dropout_lib.dropout(keys["word"], self.dropout, x)
         ys, _ = self.rnn.apply(params["rnn"], x, lengths, dropout_key=keys["rnn"],
@@ -127,6 +133,18 @@ class Tagger:
         if rate_on:
             ys = dropout_lib.dropout(keys["out"], self.dropout, ys)
         return ys @ params["out"]["w"] + params["out"]["b"][None, None, :]  # [B, T, K]
+
+    def _check_inputs(self, words, lengths, chars, char_lengths):
+        """Returns the four inputs as arrays after checking dtypes, shapes and (when concrete) ranges."""
+        words, lengths, chars, char_lengths = (check_integer(name, x) for name, x in zip(
+            ("words", "lengths", "chars", "char_lengths"), (words, lengths, chars, char_lengths)))
+        _check_shapes(words, lengths, chars, char_lengths)
+        check_ids("words", words, self.vocab_size, "[batch, time]")
+        check_ids("chars", chars, self.char_vocab_size, "[batch, time, chars]")
+        B, T, C = chars.shape
+        check_lengths(lengths, B, T)
+        check_lengths(char_lengths.reshape(B * T), B * T, C, name="char_lengths")
+        return words, lengths, chars, char_lengths
 
     def apply_one(self, params, words, length, chars, char_lengths, **kwargs):
         """Returns logits ``[T, K]`` of one sentence: ``words [T]``, ``length ()``, ``chars [T, C]``,
@@ -157,6 +175,8 @@ class Tagger:
 
         ``vmap=True`` computes the logits by `apply_vmapped` (the auto-batched form), else by `apply`.
         """
+        words = check_ids("words", batch["words"], self.vocab_size, "[batch, time]")  # checked before computing
+        check_targets(batch["tags"], batch["mask"], words.shape, self.num_tags, ("tags", "mask"))
         run = self.apply_vmapped if vmap else self.apply
         logits = run(params, batch["words"], batch["lengths"], batch["chars"], batch["char_lengths"],
                      word_drop=batch.get("word_drop"), dropout_key=dropout_key, deterministic=deterministic)
@@ -165,6 +185,7 @@ class Tagger:
 
 def masked_token_loss(logits, tags, mask):
     """Returns ``(loss_sum, count, aux)`` of ``logits [..., K]`` against ``tags [...]`` over ``mask [...]``."""
+    tags, mask = check_targets(tags, mask, logits.shape[:-1], logits.shape[-1], ("tags", "mask"))
     mask = mask.astype(jnp.float32)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, tags)  # [...]
     predictions = jnp.argmax(logits, -1)
