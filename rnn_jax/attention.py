@@ -319,6 +319,8 @@ class Attention:
 
         `prepared` is `prepare`'s result, or a raw memory ``[B, S, M]`` (prepared at every call then). mask:
         True on real slots; None when every slot is real. Both results are in ``promote(dtype, float32)``.
+        Dtypes, ranks and sizes are checked at trace time (under jit too), a real slot in every mask row only
+        for a concrete mask (see the module docstring).
         """
         if not isinstance(prepared, AttentionMemory):
             prepared = self.prepare(params, prepared)

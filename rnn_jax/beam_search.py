@@ -201,6 +201,9 @@ def beam_search(step_fn: StepFn, carry, first_tokens, max_len: int, *, beam_size
       length_norm: "power" (``length ** alpha``) or "gnmt" (``((5 + length) / 6) ** alpha``).
       carry_batch_axis: the batch axis of the carry's leaves (1 for ``[L, B, H]`` states).
       return_aux: `step_fn` also returns aux; the result then carries each hypothesis' aux step by step.
+
+    Checked at trace time (under jit too): every argument's type and shape and `step_fn`'s outputs; only
+    outside jit (concrete `first_tokens`): each first token in ``[0, V)``.
     """
     first_tokens = check_first_tokens(first_tokens)
     _check_beam_args(max_len, beam_size, eos_id, pad_id, length_penalty, length_norm,

@@ -199,6 +199,9 @@ def greedy(step_fn: StepFn, carry, first_tokens, num_steps: int, *, eos_id: int 
       eos_id: the end token: a row that emits it is finished (see the module docstring); None: never.
       pad_id: the token finished rows emit.
       carry_batch_axis: the batch axis of the carry's leaves, used only with `eos_id`.
+
+    Checked at trace time (under jit too): every argument's type and shape and `step_fn`'s outputs; only
+    outside jit (concrete `first_tokens`): each first token in ``[0, V)``.
     """
     return _decode(step_fn, carry, first_tokens, num_steps, lambda logits, t: jnp.argmax(logits, axis=-1),
                    eos_id=eos_id, pad_id=pad_id, carry_batch_axis=carry_batch_axis)

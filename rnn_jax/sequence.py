@@ -126,7 +126,8 @@ def _sequence_arrays(sequences) -> list[np.ndarray]:
         try:
             a = np.asarray(item)
         except ValueError as err:  # a ragged nested list
-            raise ValueError(f"sequences[{i}] must be an array [time, ...], got a ragged {type(item).__name__}") from err
+            raise ValueError(f"sequences[{i}] must be an array [time, ...], got a ragged "
+                             f"{type(item).__name__}") from err
         if a.dtype.kind not in "biufc":
             raise DTypeError(f"sequences[{i}] must hold numbers (bool, integer, float or complex), got dtype {a.dtype}")
         arrays.append(a)

@@ -233,7 +233,8 @@ def np_stack(x, h0):
 def spec_draws(draw):
     broken = choose_broken(draw, ("rank", "feat", "dtype", "lengths", "state"))
     return dict(_data_fields(draw, broken), batch=draw(st.sampled_from([2, 0])), time=draw(st.sampled_from([3, 0])),
-                batch_first=draw(st.booleans()), state=pick(draw, broken, "state", ["none", "valid"], ["complex", "shape"]),
+                batch_first=draw(st.booleans()),
+                state=pick(draw, broken, "state", ["none", "valid"], ["complex", "shape"]),
                 seed=draw(st.integers(0, 2 ** 16)))
 
 

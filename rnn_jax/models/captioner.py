@@ -298,7 +298,8 @@ class Captioner:
 
         One `lax.scan` over T of `decode_step`'s step (step t equals `decode_step` fed ``tokens_in[:, t]``);
         the embedding and its input projection before it, the output layer after it. Dropout needs
-        `dropout_key` when ``not deterministic`` and ``dropout > 0``.
+        `dropout_key` when ``not deterministic`` and ``dropout > 0``. Shapes and dtypes are checked at trace time,
+        id ranges only when concrete (module docstring).
         """
         train = dropout_lib.is_active(self.dropout, deterministic)
         if train and dropout_key is None:

@@ -95,7 +95,8 @@ class Classifier:
 
     def apply(self, params, tokens, lengths, *, dropout_key=None, deterministic: bool = True):
         """Returns logits ``[B, C]`` for ``tokens [B, T]`` with ``lengths [B]`` (each in ``[0, T]``; see the
-        module docstring for length 0)."""
+        module docstring for length 0). Shapes and dtypes are checked at trace time, id and length ranges only
+        when concrete."""
         tokens = check_ids("tokens", tokens, self.vocab_size, "[batch, time]")
         lengths = check_lengths(lengths, tokens.shape[0], tokens.shape[1])
         if not deterministic and self.word_dropout > 0:

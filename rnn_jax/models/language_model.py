@@ -113,7 +113,10 @@ class LanguageModel:
         return self.rnn.cell().initial_carry((self.num_layers, batch_size))
 
     def apply(self, params, tokens, state=None, *, dropout_key=None, deterministic: bool = True):
-        """Returns ``(logits [B, T, V], state)`` for ``tokens [B, T]`` starting from `state`."""
+        """Returns ``(logits [B, T, V], state)`` for ``tokens [B, T]`` starting from `state`.
+
+        Shapes and dtypes are checked at trace time, id and length ranges only when concrete (module docstring).
+        """
         embed_rate = self.dropout if self.embed_dropout is None else self.embed_dropout
         out_rate = self.dropout if self.output_dropout is None else self.output_dropout
         x, rnn_key, out_key = embed_tokens(params["embed"], tokens, rate=max(self.dropout, out_rate),

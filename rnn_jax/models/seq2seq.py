@@ -352,6 +352,7 @@ class Seq2Seq:
 
         One scan over the target (`rnn_jax.unroll` of `decoder_cell`); step t equals `decode_step` fed
         ``tgt_in[:, t]``. Dropout needs `dropout_key` when ``not deterministic`` and ``dropout > 0``.
+        Shapes and dtypes are checked at trace time, id and length ranges only when concrete (module docstring).
         """
         train = dropout_lib.is_active(self.dropout, deterministic)
         if train and dropout_key is None:

@@ -112,7 +112,10 @@ class Tagger:
 
     def apply(self, params, words, lengths, chars, char_lengths, *, word_drop=None, dropout_key=None,
               deterministic: bool = True):
-        """Returns logits ``[B, T, K]`` (shapes in the module docstring; `word_drop` ``[B, T]`` or None)."""
+        """Returns logits ``[B, T, K]`` (shapes in the module docstring; `word_drop` ``[B, T]`` or None).
+
+        Shapes and dtypes are checked at trace time, id and length ranges only when concrete (module docstring).
+        """
         words, lengths, chars, char_lengths = self._check_inputs(words, lengths, chars, char_lengths)
         train = not deterministic and dropout_key is not None
         keys = dropout_lib.split_named(dropout_key if train else None, SITES)

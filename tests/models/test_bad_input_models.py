@@ -11,7 +11,6 @@ Captioner against each image run alone, float16/bfloat16 features against their 
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -236,7 +235,8 @@ def seq2seq_draws(draw):
                 src_lengths=pick(draw, broken, "src_lengths", ["valid"], ["zero", "past_end", "float"]),
                 tgt_in=pick(draw, broken, "tgt_in", ["ok"], ["float", "too_big", "batch"]),
                 tgt_out=pick(draw, broken, "tgt_out", ["ok"], ["too_big", "float"]),
-                tgt_mask=pick(draw, broken, "tgt_mask", ["ok"], ["shape", "complex"]), seed=draw(st.integers(0, 2 ** 16)))
+                tgt_mask=pick(draw, broken, "tgt_mask", ["ok"], ["shape", "complex"]),
+                seed=draw(st.integers(0, 2 ** 16)))
 
 
 def _seq2seq_batch(rng, d):
@@ -246,7 +246,8 @@ def _seq2seq_batch(rng, d):
     mask = (rng.random((B, T)) < 0.7).astype(np.float32)
     batch = {"src": _ids(rng, d["src"], (B, 3), V), "tgt_in": _ids(rng, d["tgt_in"], (B, T), 7),
              "tgt_out": _ids(rng, d["tgt_out"], (B, T), 7),
-             "src_lengths": {"valid": n, "zero": n * 0, "past_end": n + 3, "float": n.astype(np.float32)}[d["src_lengths"]],
+             "src_lengths": {"valid": n, "zero": n * 0, "past_end": n + 3,
+                             "float": n.astype(np.float32)}[d["src_lengths"]],
              "tgt_mask": {"ok": mask, "shape": mask[:, :1] if T else np.ones((B, 1), np.float32),
                           "complex": mask.astype(np.complex64)}[d["tgt_mask"]]}
     problems = [k for k in ("src", "tgt_in", "tgt_out") if _ids_wrong(d[k], (B, T if k != "src" else 3))]
@@ -304,7 +305,8 @@ def test_captioner_gives_each_image_alone_or_names_the_bad_argument(d):
     features = make_array(rng, shape, d["dtype"])
     tokens = _ids(rng, d["tokens_in"], (B, T), 7)
     bad_grid = d["grid"] in ("no_slot", "size", "rank") or (d["grid"] == "vector" and dec == "show_attend_tell")
-    problems = ["features"] * (d["dtype"] not in FLOATS or bad_grid) + ["tokens_in"] * _ids_wrong(d["tokens_in"], (B, T))
+    problems = ["features"] * (d["dtype"] not in FLOATS or bad_grid)
+    problems += ["tokens_in"] * _ids_wrong(d["tokens_in"], (B, T))
     model, params = CAPTIONERS[dec], CAP_PARAMS[dec]
 
     def call():
