@@ -5,10 +5,12 @@ functions through module-level caches and keep shapes small, so the suite stays 
 Each test process also keeps JAX's persistent compilation cache in a fresh temporary directory (removed
 at exit): an experiment's end-to-end tests run the same pipeline two or three times (a run, a crashed run,
 its resume), and every run re-jits the same steps; from the cache the second compile is a file read
-(the translation resume test: 112 s -> 15 s). Executables are the same either way, so no figure changes.
+(the translation resume test: 112 s -> 15 s). The programs tests start as subprocesses share it through
+the environment. Executables are the same either way, so no figure changes.
 """
 
 import atexit
+import os
 import shutil
 import tempfile
 
@@ -23,6 +25,9 @@ atexit.register(shutil.rmtree, _JIT_CACHE, ignore_errors=True)
 jax.config.update("jax_compilation_cache_dir", _JIT_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# the same for the programs tests start (a killed run and its restarts, two processes of one job)
+os.environ.update(JAX_COMPILATION_CACHE_DIR=_JIT_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 # Tolerances by what is compared: same-library float32 rearrangements, PyTorch float32 forward values,
 # PyTorch gradients, and bfloat16 compute against float32.

@@ -26,7 +26,7 @@ from tests.training.conftest import REPO
 CHAR_LM = ("char_lm", "experiments/configs/char_lm.py:smoke",  # a constant rate: the stop at 2 leaves the
            {"save_every": 2, "eval_every": 2, "log_every": 2, "schedule": "constant"})  # schedule as it was
 TAGGER = ("pos_tagging", "experiments/configs/pos_tagging.py:smoke",
-          {"log_every": 2, "batch_size": 8, "max_train_sentences": 64, "max_eval_sentences": 32})
+          {"log_every": 2, "batch_size": 8, "max_train_sentences": 64, "max_eval_sentences": 32, "buckets": "(160,)"})
 
 
 def _free_port() -> int:
