@@ -22,19 +22,14 @@ from typing import Any, Mapping, NamedTuple
 
 from absl import logging
 import jax
-import jax.numpy as jnp
-from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocm
 
 from rnn_jax.checks import check_size
 from rnn_jax.training import faults
 from rnn_jax.training.checkpoint_check import layout_differences, saved_layout, set_aside, template_layout
-from rnn_jax.training.state import TrainState
-
-
-def _is_typed_key(x) -> bool:
-    return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+from rnn_jax.training.sharding import wait_for_all
+from rnn_jax.training.state import TrainState, is_typed_key
 
 
 class Restored(NamedTuple):
@@ -80,7 +75,7 @@ def _abstract(tree):
 
 def _to_tree(state: TrainState) -> dict:
     """The saved form: arrays only (a typed key becomes its uint32 key data)."""
-    key = jax.random.key_data(state.key) if _is_typed_key(state.key) else state.key
+    key = jax.random.key_data(state.key) if is_typed_key(state.key) else state.key
     return {"params": state.params, "opt_state": state.opt_state, "step": state.step, "key": key}
 
 
@@ -215,7 +210,7 @@ class Checkpointer:
         restored = self._manager.restore(int(step), args=ocp.args.Composite(**parts))
         tree = restored["state"]
         key = tree["key"]
-        if _is_typed_key(template_state.key):
+        if is_typed_key(template_state.key):
             key = jax.random.wrap_key_data(key, impl=jax.random.key_impl(template_state.key))
         state = template_state.replace(params=tree["params"], opt_state=tree["opt_state"], step=tree["step"],
                                        key=key)
@@ -267,8 +262,7 @@ class Checkpointer:
         target = f"{self.directory}.unreadable/<moved by process 0>"
         if jax.process_index() == 0:
             target = os.fspath(set_aside(self.directory, step))
-        if jax.process_count() > 1:
-            multihost_utils.sync_global_devices(f"rnn_jax set aside checkpoint {step}")
+        wait_for_all(f"rnn_jax set aside checkpoint {step}")
         self._manager.reload()
         return target
 

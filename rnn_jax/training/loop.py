@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jax
-from jax.experimental import multihost_utils
 import numpy as np
 
 from rnn_jax.checks import check_size
@@ -146,12 +145,11 @@ class _Run:
         first = next(task.train_batches(0, jax.process_index(), jax.process_count()))
         self.local_batch_size = sharding.check_divisible(first, len(self.mesh.local_devices), "training batch")
         carry = self.initial_carry()
-        existing = len(self.ckpt.all_steps())
         restored = self.ckpt.restore_latest(state, items=_items(0, carry))  # the template of what was saved
         for step, why, moved in self.ckpt.set_aside:
             self.print(f"checkpoint {step} is unreadable ({why}); moved it to {moved}")
         check_free_space(self.workdir, tree_bytes((state, _items(0, carry))), keep=self.settings.keep,
-                         existing=existing - len(self.ckpt.set_aside))
+                         existing=len(self.ckpt.all_steps()))  # those set aside are no longer listed
         if restored is None:
             return state, 0, carry
         state, _, items = restored
@@ -163,7 +161,7 @@ class _Run:
     def evaluate(self, name: str, state, step: int) -> dict:
         """Returns the metrics of evaluation set `name`: reduced sums and the task's host metrics."""
         metrics, outputs = evaluate_set(self.eval_step, state, self.task.eval_sets[name], self.task.initial_carry,
-                                        self.mesh, on_batch=lambda i: i or faults.reached("evaluation", step))
+                                        self.mesh, on_batch=lambda i: faults.reached("evaluation", step) if i == 0 else None)
         return {**metrics, **self.task.eval_metrics(name, metrics, outputs)}
 
     def evaluate_dev(self, step: int, state) -> dict:
@@ -246,10 +244,9 @@ class _Run:
             results["wall_time_s"] = time.time() - started
             write_results(self.workdir, results)
             plot_curves(self.workdir, keys=("train_loss", f"{self.task.dev_set}_loss"))
-        if jax.process_count() > 1:
-            multihost_utils.sync_global_devices("rnn_jax finish")  # the others wait for process 0's files
-            if not self.primary:  # and return what it wrote, so every process returns the same results
-                results = json.loads((self.workdir / RESULTS_FILE).read_text(encoding="utf-8"))
+        sharding.wait_for_all("rnn_jax finish")  # the others wait for process 0's files
+        if not self.primary:  # and return what it wrote, so every process returns the same results
+            results = json.loads((self.workdir / RESULTS_FILE).read_text(encoding="utf-8"))
         return results
 
     def writer(self):

@@ -11,8 +11,11 @@ import itertools
 from typing import Callable, Iterable, Iterator, Sequence
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from rnn_jax.training.state import is_typed_key
 
 BATCH_AXIS = "batch"
 
@@ -150,6 +153,13 @@ def pad_batch(batch, multiple: int, mask_key: str = "mask"):
     return padded, n
 
 
+def wait_for_all(name: str) -> None:
+    """Blocks until every process reaches the barrier `name` (e.g. after process 0 wrote or moved files); a
+    no-op in a single-process run."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 def replicate(tree, mesh: Mesh | None = None):
     """Returns `tree` (e.g. a `TrainState`) with every leaf copied to all devices of the mesh.
 
@@ -162,7 +172,7 @@ def replicate(tree, mesh: Mesh | None = None):
         return jax.device_put(tree, whole)
 
     def place(x):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):  # typed keys travel as their key data
+        if is_typed_key(x):  # typed keys travel as their key data
             return jax.random.wrap_key_data(place(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         host = np.asarray(jax.device_get(x))
         return jax.make_array_from_callback(host.shape, whole, lambda index: host[index])

@@ -22,6 +22,12 @@ import optax
 
 from rnn_jax.checks import check_size
 
+
+def is_typed_key(x) -> bool:
+    """Returns whether `x` is a typed PRNG key array (``jax.random.key``), which is saved and placed as its
+    uint32 key data (``jax.random.key_data``), not as itself."""
+    return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "linear_warmup_cosine", "step")
 

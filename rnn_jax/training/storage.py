@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
-from jax.experimental import multihost_utils
 import numpy as np
 
+from rnn_jax.training.sharding import wait_for_all
+from rnn_jax.training.state import is_typed_key
 from rnn_jax.training.workdir import CONFIG_FILE
 
 
@@ -52,7 +53,7 @@ def prepare_workdir(workdir: str | os.PathLike) -> Path:
 def tree_bytes(tree: Any) -> int:
     """Returns the bytes of a pytree's arrays (a checkpoint's size before compression)."""
     def nbytes(x) -> int:
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):  # a typed key is saved as its key data
+        if is_typed_key(x):  # a typed key is saved as its key data
             x = jax.random.key_data(x)
         return int(np.prod(np.shape(x), dtype=np.int64)) * np.dtype(x.dtype).itemsize
 
@@ -104,6 +105,5 @@ def start_over(workdir: str | os.PathLike) -> bool:
     if jax.process_index() == 0:
         for entry in path.iterdir():
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("rnn_jax start_over")
+    wait_for_all("rnn_jax start_over")
     return True
