@@ -35,9 +35,11 @@ import jax.numpy as jnp
 from rnn_jax import dropout as dropout_lib
 from rnn_jax import registry
 from rnn_jax.cells import Cell, LSTMState, freeze_options
-from rnn_jax.checks import check_floating, check_rate, check_real, check_size
+from rnn_jax.checks import check_choice, check_floating, check_rate, check_real, check_size
+from rnn_jax.kernels.choice import KERNELS, choose
+from rnn_jax.kernels.onednn_layer import run_layer
 from rnn_jax.sequence import batch_of_one, check_lengths
-from rnn_jax.unroll import unroll
+from rnn_jax.unroll import kernel_lengths, unroll
 
 DIRECTIONS = ("forward", "backward")
 RATES = ("dropout", "input_dropout", "recurrent_dropout", "zoneout")
@@ -57,6 +59,9 @@ class Stack:
       dtype, param_dtype: compute and parameter dtypes.
       input_dropout, recurrent_dropout, zoneout: `rnn_jax.unroll`'s regularisers, in every layer.
       unroll, checkpoint, hoist_inputs, fused_backward: `rnn_jax.unroll`'s performance knobs.
+      kernel: what runs each layer: ``'auto'`` (default), ``'scan'``, ``'onednn'`` or ``'cudnn'``
+        (`rnn_jax.kernels.choice`). A layer without per-step regularisers runs both directions in one
+        kernel call; with them each direction goes through `rnn_jax.unroll` with this kernel.
     """
 
     input_size: int
@@ -79,12 +84,14 @@ class Stack:
     checkpoint: bool = False
     hoist_inputs: bool | None = None  # None: by backend (see rnn_jax.unroll)
     fused_backward: bool = True
+    kernel: str = "auto"
 
     def __post_init__(self):
         for name in ("input_size", "hidden_size", "num_layers"):
             check_size(name, getattr(self, name))
         for name in RATES:
             check_rate(name, getattr(self, name))
+        check_choice("kernel", self.kernel, KERNELS)
         # one canonical form per dtype and per option set, so equal specs hash equally (jit static arguments)
         object.__setattr__(self, "param_dtype", jnp.dtype(self.param_dtype))
         if self.dtype is not None:
@@ -183,29 +190,51 @@ class Stack:
         per_step = any(getattr(self, name) > 0 for name in ("input_dropout", "recurrent_dropout", "zoneout"))
         return self.cell().parallel is not None and not per_step
 
-    def _unroll(self, cell, params, x, lengths, carry, reverse, key, deterministic):
+    def _unroll(self, cell, params, x, lengths, carry, reverse, key, deterministic, kernel):
         """Returns ``(final_carry, ys [T, B, H_out])`` of one direction over time-major ``x [T, B, I]``."""
         if self.runs_parallel:
             return cell.parallel(params, x, lengths, carry, reverse, True)
         return unroll(cell, params, x, lengths, carry, reverse=reverse, time_major=True, unroll=self.unroll,
                       checkpoint=self.checkpoint, hoist_inputs=self.hoist_inputs, input_dropout=self.input_dropout,
                       recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout, dropout_key=key,
-                      deterministic=deterministic, fused_backward=self.fused_backward)
+                      deterministic=deterministic, fused_backward=self.fused_backward, kernel=kernel)
+
+    def _layer_kernel(self, cell, params, deterministic: bool) -> str:
+        """Returns the kernel of a whole layer, or ``'per_direction'`` (through `rnn_jax.unroll`)."""
+        rates = ("input_dropout", "recurrent_dropout") if not deterministic else ()
+        if self.runs_parallel and self.kernel not in ("auto", "scan"):
+            choose(self.kernel, cell, params["forward"])  # raises: no kernel serves the parallel cells
+        if self.runs_parallel or self.zoneout > 0 or any(getattr(self, r) > 0 for r in rates):
+            return "per_direction"
+        return choose(self.kernel, cell, params["forward"], checkpoint=self.checkpoint)
 
     def _apply_layer(self, layer, params, x, lengths, carries, keys, deterministic):
         """Returns ``(x [T, B, D*H_out], finals)``: one layer's directions and the dropout after it."""
         cell = self.cell(layer)
         D = self.num_directions
+        chosen = self._layer_kernel(cell, params, deterministic)
+        if chosen == "onednn":
+            B = x.shape[1]
+            layer_carries = [c if c is not None else cell.initial_carry((B,))
+                             for c in carries[layer * D:(layer + 1) * D]]
+            finals, outs = run_layer(cell, [params[d] for d in DIRECTIONS[:D]], x, kernel_lengths(lengths, x.shape[0]),
+                                     layer_carries, (False, True)[:D])
+            return self._between_layers(layer, outs, keys, deterministic), finals
         outs, finals = [], []
         for d in range(D):
             final, ys = self._unroll(cell, params[DIRECTIONS[d]], x, lengths, carries[layer * D + d], d == 1,
-                                     keys.directions[d], deterministic)
+                                     keys.directions[d], deterministic,
+                                     self.kernel if chosen == "per_direction" else chosen)
             outs.append(ys)  # [T, B, H_out]
             finals.append(final)
-        x = outs[0] if D == 1 else jnp.concatenate(outs, axis=-1)  # [T, B, D*H_out]
+        return self._between_layers(layer, outs, keys, deterministic), finals
+
+    def _between_layers(self, layer, outs, keys, deterministic):
+        """Returns the directions' outputs concatenated ``[T, B, D*H_out]``, with dropout before the next layer."""
+        x = outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=-1)  # [T, B, D*H_out]
         if layer < self.num_layers - 1 and dropout_lib.is_active(self.dropout, deterministic):
             x = x * dropout_lib.dropout_mask(keys.between, self.dropout, x.shape, x.dtype)
-        return x, finals
+        return x
 
     def apply(self, params, inputs, lengths=None, initial_state=None, *, dropout_key=None,
               deterministic: bool = True):

@@ -26,6 +26,8 @@ from rnn_jax import wrappers
 from rnn_jax.cells import Cell
 from rnn_jax.checks import check_carry, check_floating, check_inputs, check_rate
 from rnn_jax.fused import fused_scan
+from rnn_jax.kernels.choice import choose
+from rnn_jax.kernels.onednn_layer import run_layer
 from rnn_jax.sequence import batch_of_one, hold_invalid, valid_steps, zero_invalid
 
 Array = jax.Array
@@ -59,6 +61,11 @@ def scan(cell: Cell, params, xs, carry, valid=None, *, reverse: bool = False, un
     return jax.lax.scan(body, carry, scanned, reverse=reverse, unroll=unroll)
 
 
+def kernel_lengths(lengths, T: int):
+    """Returns checked `lengths` as int32 ``[B]`` clipped to ``[0, T]`` (how the scan treats them), or None."""
+    return None if lengths is None else jnp.clip(jnp.asarray(lengths).astype(jnp.int32), 0, T)
+
+
 def _regularize(cell: Cell, xs, batch: int, rates: dict, key, deterministic: bool):
     """Returns ``(cell, xs)`` with unroll's dropout and zoneout `rates` applied (``xs [T, B, I]``)."""
     for name, rate in rates.items():
@@ -82,8 +89,8 @@ def _regularize(cell: Cell, xs, batch: int, rates: dict, key, deterministic: boo
 def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = False, time_major: bool = False,
            unroll: int = 1, *, mask=None, checkpoint: bool = False, hoist_inputs: bool | None = None,
            input_dropout: float = 0.0, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
-           dropout_key=None, deterministic: bool = True, fused_backward: bool = True):
-    """Returns ``(final_carry, outputs)``: `cell` run over `xs` with `lax.scan`.
+           dropout_key=None, deterministic: bool = True, fused_backward: bool = True, kernel: str = "auto"):
+    """Returns ``(final_carry, outputs)``: `cell` run over `xs` with `lax.scan` (or an equal platform kernel).
 
     Args:
       cell: a `rnn_jax.cells.Cell`.
@@ -112,6 +119,10 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
         the backward loop) where it applies: a cell with a ``tail``, no checkpointing, no zoneout and no
         recurrent dropout in training. Otherwise, or when False, plain autodiff of the scan. Both compute
         the same function.
+      kernel: ``'auto'`` (default), ``'scan'``, ``'onednn'`` or ``'cudnn'``: what runs the recurrence
+        (`rnn_jax.kernels.choice` has the rule of 'auto' and the errors). Every kernel computes this
+        function to float32 rounding; the knobs above that only shape the scan (unroll, hoist_inputs,
+        fused_backward) do not apply to a kernel.
 
     Returns:
       final_carry (batch shape ``[B]``) and outputs ``[B, T, output_size]`` (``[T, B, ...]`` if time_major),
@@ -138,8 +149,12 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
     carry = expected if carry is None else check_carry(carry, expected)
     rates = {"input_dropout": input_dropout, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout}
     cell, xs = _regularize(cell, xs, B, rates, dropout_key, deterministic)
-    final, ys = scan(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll, checkpoint=checkpoint,
-                     hoist_inputs=hoist_inputs, fused_backward=fused_backward)  # ys [T, B, O]
+    if choose(kernel, cell, params, mask=mask is not None, checkpoint=checkpoint) == "onednn":
+        finals, outs = run_layer(cell, [params], xs, kernel_lengths(lengths, T), [carry], (reverse,))
+        final, ys = finals[0], outs[0]
+    else:
+        final, ys = scan(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll, checkpoint=checkpoint,
+                         hoist_inputs=hoist_inputs, fused_backward=fused_backward)  # ys [T, B, O]
     ys = ys if time_major else jnp.swapaxes(ys, 0, 1)
     if unbatched:
         return jax.tree.map(lambda c: c[0], final), ys[0]

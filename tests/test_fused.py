@@ -1,5 +1,7 @@
 """The fused backward pass (rnn_jax.fused) against plain autodiff of the scan, and against PyTorch.
 
+Every unroll here runs the scan (``kernel='scan'``): the fused pass belongs to it, not to the kernels.
+
 PyTorch gradient parity of the default (fused) path is in tests/interop/test_torch.py; here every cell
 with a tail is compared with ``fused_backward=False`` on what PyTorch lacks: peepholes, layer norm, masks
 with holes, reverse with a given carry, unbatched inputs and a float64 finite-difference check.
@@ -13,9 +15,12 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from rnn_jax import cells, unroll
+from rnn_jax import cells
+from rnn_jax import unroll as plain_unroll
 from rnn_jax.fused import fused_scan
 from tests.conftest import assert_close
+
+unroll = functools.partial(plain_unroll, kernel="scan")
 
 B, T, I, H = 3, 5, 4, 6
 

@@ -15,11 +15,14 @@ Grid design (runtime budget ~2 min on 2 cores, where one XLA compile costs 0.2-2
   (bidirectional, 2-3 layers, initial state, variable lengths, bias) for every kind. The jitted forward
   caches one ``jax.jit(spec.apply)`` per spec. Gradients are eager; the fully-loaded LSTM+proj and GRU
   rows are also compared under ``jax.jit(jax.grad(...))``.
+* Every grid above runs once per kernel (`KERNELS`: the scan and oneDNN, which `kernel='auto'` picks on
+  the CPU); the other tests run 'auto'.
 * Sizes 1 (batch, time, hidden, input) are swept on their own; unbatched ``[T, I]`` input, eval-mode
   dropout and the weight round trips have their own tests. Torch's inter-layer dropout in training mode
   draws its own random masks, so it is not compared.
 """
 
+import dataclasses
 import functools
 import itertools
 import os
@@ -35,6 +38,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa
 
 from rnn_jax import GRU, LSTM, RNN, LSTMState  # noqa: E402
 from rnn_jax.interop.torch import from_torch, load_torch_state, to_torch  # noqa: E402
+from rnn_jax.kernels import onednn_library  # noqa: E402
 from tests.conftest import assert_close  # noqa: E402
 
 KINDS = ("rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru")
@@ -63,6 +67,18 @@ COVER = [
     ("rnn_relu", 1, False, False, False, False, True),
     ("rnn_tanh", 3, False, False, False, False, False),
 ]
+
+
+KERNELS = ("scan", "onednn")
+KERNEL = pytest.mark.parametrize("kernel", KERNELS)
+
+
+def spec_for(module, kernel):
+    """Returns ``(spec, params)`` of `module` with the spec's ``kernel`` set (skips if it is not built)."""
+    if kernel == "onednn" and onednn_library.unavailable_reason():
+        pytest.skip(onednn_library.unavailable_reason())
+    spec, params = from_torch(module)
+    return dataclasses.replace(spec, kernel=kernel), params
 
 
 def _case_id(case):
@@ -176,10 +192,12 @@ FLAG = dict(argvalues=(False, True))
 @pytest.mark.parametrize("bidirectional", ids=("uni", "bi"), **FLAG)
 @pytest.mark.parametrize("num_layers", (1, 2, 3), ids=("L1", "L2", "L3"))
 @pytest.mark.parametrize("kind", KINDS)
-def test_forward_matches_torch(kind, num_layers, bidirectional, batch_first, bias, with_state, variable_lengths):
+@KERNEL
+def test_forward_matches_torch(kernel, kind, num_layers, bidirectional, batch_first, bias, with_state,
+                               variable_lengths):
     case = (kind, num_layers, bidirectional, batch_first, bias, with_state, variable_lengths)
     module = module_for(case)
-    spec, params = from_torch(module)
+    spec, params = spec_for(module, kernel)
     x, lengths, state = make_data(module, case)
     with jax.disable_jit():
         actual = spec.apply(params, x, lengths, state)
@@ -187,9 +205,10 @@ def test_forward_matches_torch(kind, num_layers, bidirectional, batch_first, bia
 
 
 @pytest.mark.parametrize("case", COVER, ids=_case_id)
-def test_jitted_forward_matches_torch(case):
+@KERNEL
+def test_jitted_forward_matches_torch(kernel, case):
     module = module_for(case)
-    spec, params = from_torch(module)
+    spec, params = spec_for(module, kernel)
     x, lengths, state = make_data(module, case)
     actual = jitted_apply(spec)(params, x, lengths, state)
     check_against_torch(case[0], actual, torch_forward(module, x, lengths, state))
@@ -350,9 +369,10 @@ def check_grads(grads, expected):
 
 
 @pytest.mark.parametrize("case", COVER, ids=_case_id)
-def test_gradients_match_torch(case):
+@KERNEL
+def test_gradients_match_torch(kernel, case):
     module = module_for(case)
-    spec, params = from_torch(module)
+    spec, params = spec_for(module, kernel)
     x, lengths, state = make_data(module, case)
     weights = loss_weights(module, x, lengths, state, _seed("weights", case))
     with jax.disable_jit():
@@ -361,9 +381,10 @@ def test_gradients_match_torch(case):
 
 
 @pytest.mark.parametrize("case", [COVER[3], COVER[4]], ids=_case_id)
-def test_jitted_gradients_match_torch(case):
+@KERNEL
+def test_jitted_gradients_match_torch(kernel, case):
     module = module_for(case)
-    spec, params = from_torch(module)
+    spec, params = spec_for(module, kernel)
     x, lengths, state = make_data(module, case)
     weights = loss_weights(module, x, lengths, state, _seed("weights", case))
     grads = jax.jit(jax_grad_fn(spec, lengths, weights))(params, x, state)
