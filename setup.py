@@ -115,7 +115,7 @@ setup(
     # -fPIC comes from Python's flags, -O2 and -g0 override its -O3 -g; no -fvisibility=hidden: the FFI handlers
     # must stay exported
     ext_modules=[Extension(KERNEL, sources=["rnn_jax/kernels/onednn_rnn.cc"], language="c++",
-                           extra_compile_args=["-std=c++17", "-O2", "-g0"], libraries=["dnnl"],
+                           extra_compile_args=["-std=c++17", "-O2", "-g0"], libraries=["dnnl", "gomp"],
                            runtime_library_dirs=[RPATH])],
     cmdclass={"build_ext": BuildKernel},
 )

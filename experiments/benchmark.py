@@ -66,6 +66,7 @@ from experiments.bench_lib import long_seq, peers as peers_lib, timing
 from experiments.bench_lib.tables import TextTable, markdown_table
 from experiments.bench_lib.workload import (CELLS, DEFAULT_GRID, DTYPES, LENGTHS, MODES, QUICK_SIZE, Case, Size,
                                             make_workload, parse_size)
+from rnn_jax import kernels
 
 FLAGS = flags.FLAGS
 CUSTOM_GRID_FLAGS = ("cells", "sizes", "layers", "bidirectional")
@@ -329,7 +330,9 @@ def write_outputs(out_dir: str, machine: dict, config: Config, roofline: dict | 
     os.makedirs(out_dir, exist_ok=True)
     config_dict = dict(dataclasses.asdict(config), long_size=str(config.long_size),
                        cases=[dict(c._asdict(), size=str(c.size)) for c in config.cases])
-    payload = {"machine": machine, "config": config_dict, "roofline": roofline, "rows": rows}
+    declined = [{"kernel": k, "reason": r, "times": n} for (k, r), n in kernels.declined().items()]
+    payload = {"machine": machine, "config": config_dict, "roofline": roofline, "rows": rows,
+               "kernels_declined_by_auto": declined}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(payload, f, indent=2, default=str)
     columns, cells = (LONG_COLUMNS, long_cells) if config.long else (GRID_COLUMNS, grid_cells)

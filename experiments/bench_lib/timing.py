@@ -66,14 +66,22 @@ def machine_info() -> dict:
             "torch": torch.__version__ if torch else None,
             "torch_threads": torch.get_num_threads() if torch else None,
             "torch_omp_wait_policy": torch_omp_wait() if torch else None,
-            "torch_device": "cpu"}
+            "torch_device": "cpu", "onednn_kernel": _onednn_kernel()}
     if torch is not None and torch.cuda.is_available():
         info["torch_device"] = f"cuda ({torch.cuda.get_device_name(0)}, cuDNN {torch.backends.cudnn.version()})"
     return info
+
+
+def _onednn_kernel() -> str:
+    """Returns rnn_jax's oneDNN kernel as 'oneDNN <version>', or 'unavailable: <reason>'."""
+    from rnn_jax.kernels import onednn_library  # pylint: disable=g-import-not-at-top
+    reason = onednn_library.unavailable_reason()
+    return f"unavailable: {reason}" if reason else f"oneDNN {onednn_library.load().version}"
 
 
 def machine_line(info: dict) -> str:
     """Returns the one-line summary of `machine_info()` printed above every table."""
     return (f"machine: {info['cpu']}, {info['cpu_count']} cores | JAX {info['jax']} on {info['jax_backend']} "
             f"({info['jax_devices']}) | flax {info['flax']} | torch {info['torch']} on {info['torch_device']}, "
-            f"{info['torch_threads']} threads, OMP_WAIT_POLICY {info.get('torch_omp_wait_policy')} | python {info['python']}, {info['platform']}")
+            f"{info['torch_threads']} threads, OMP_WAIT_POLICY {info.get('torch_omp_wait_policy')} | rnn_jax kernel "
+            f"{info.get('onednn_kernel')} | python {info['python']}, {info['platform']}")

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.kernels import onednn_library
+from rnn_jax.kernels.partition import data_parallel
 
 Array = jax.Array
 F32 = jnp.float32
@@ -101,16 +102,48 @@ def onednn_weights(cell, code: int, params_dirs: list) -> tuple:
     return wl, wi, b, wp
 
 
+# Below this many multiply-adds per step and direction a call runs on one OpenMP thread: on 2 cores a
+# second thread's fork and join (a futex wake when XLA's threads each hold an OpenMP team) costs more
+# than it saves there (measured: BUILD_NOTES.md, issue 14).
+PARALLEL_MACS = 1_500_000
+
+
+def call_threads(code: int, N: int, I: int, H: int, H_out: int) -> int:
+    """Returns the OpenMP threads of one call: 1 for a small step, 0 (OpenMP's default) otherwise."""
+    gates = {LSTM: 4, GRU: 3}.get(code, 1)
+    return 1 if N * gates * H * (I + H_out) < PARALLEL_MACS else 0
+
+
 def _forward_call(code: int, direction: int, training: int, x, h0, c0, wl, wi, b, wp):
-    """The forward FFI call: returns ``(y [T,N,D*H_out], hn, cn, workspace bytes)``."""
+    """The forward FFI call: returns ``(y [T,N,D*H_out], hn, cn, workspace [N, row] bytes)``.
+
+    The workspace is shaped by rows so that it splits with the batch (`rnn_jax.kernels.partition`): a row
+    is what one sequence needs (oneDNN's figure for N = 1, which bounds its per-sequence bytes for any N;
+    the handler checks the size it gets).
+    """
     T, N, I = x.shape
     D, H_out, H = wl.shape[1], wi.shape[2], wl.shape[-1]
-    ws = onednn_library.workspace_bytes(code, direction, T, N, I, H, H_out, wp.ndim == 4) if training else 0
+    row = onednn_library.workspace_bytes(code, direction, T, 1, I, H, H_out, wp.ndim == 4) if training else 0
     out = (jax.ShapeDtypeStruct((T, N, D * H_out), F32), jax.ShapeDtypeStruct(h0.shape, F32),
-           jax.ShapeDtypeStruct(c0.shape, F32), jax.ShapeDtypeStruct((ws,), jnp.uint8))
+           jax.ShapeDtypeStruct(c0.shape, F32), jax.ShapeDtypeStruct((N, row), jnp.uint8))
     call = jax.ffi.ffi_call(onednn_library.TARGETS[0], out, vmap_method="sequential")
     return call(x, h0, c0, wl, wi, b, wp, cell=np.int32(code), direction=np.int32(direction),
-                training=np.int32(training))
+                training=np.int32(training), threads=np.int32(call_threads(code, N, I, H, H_out)))
+
+
+def _backward_call(code: int, direction: int, *arrays):
+    """The backward FFI call over the residuals and the output gradients: returns the 7 input gradients."""
+    out = tuple(jax.ShapeDtypeStruct(a.shape, F32) for a in arrays[:7])
+    (_, N, I), (H_out, H) = arrays[0].shape, (arrays[4].shape[2], arrays[3].shape[-1])
+    call = jax.ffi.ffi_call(onednn_library.TARGETS[1], out, vmap_method="sequential")
+    return call(*arrays, cell=np.int32(code), direction=np.int32(direction),
+                threads=np.int32(call_threads(code, N, I, H, H_out)))
+
+
+# batch dimensions: x [T, N, I], h0/c0 [1, D, N, H], weights none; y [T, N, .], workspace [N, row]
+_LAYER_DIMS = (1, 2, 2, None, None, None, None)
+_forward = data_parallel(_forward_call, 3, _LAYER_DIMS, (1, 2, 2, 0))
+_backward = data_parallel(_backward_call, 2, _LAYER_DIMS + (1, 2, 2, 0, 1, 2, 2), _LAYER_DIMS, summed=(3, 4, 5, 6))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
@@ -122,21 +155,18 @@ def layer_call(code: int, direction: int, x, h0, c0, wl, wi, b, wp):
     the weights from `onednn_weights`, all float32. Differentiable in every array argument.
     """
     load_once()
-    y, hn, cn, _ = _forward_call(code, direction, 0, x, h0, c0, wl, wi, b, wp)
+    y, hn, cn, _ = _forward(code, direction, 0, x, h0, c0, wl, wi, b, wp)
     return y, hn, cn
 
 
 def _layer_fwd(code, direction, x, h0, c0, wl, wi, b, wp):
     load_once()
-    y, hn, cn, ws = _forward_call(code, direction, 1, x, h0, c0, wl, wi, b, wp)
+    y, hn, cn, ws = _forward(code, direction, 1, x, h0, c0, wl, wi, b, wp)
     return (y, hn, cn), (x, h0, c0, wl, wi, b, wp, y, hn, cn, ws)
 
 
 def _layer_bwd(code, direction, residuals, grads):
-    args = residuals[:7]
-    out = tuple(jax.ShapeDtypeStruct(a.shape, F32) for a in args)
-    call = jax.ffi.ffi_call(onednn_library.TARGETS[1], out, vmap_method="sequential")
-    return call(*residuals, *(g.astype(F32) for g in grads), cell=np.int32(code), direction=np.int32(direction))
+    return tuple(_backward(code, direction, *residuals, *(g.astype(F32) for g in grads)))
 
 
 layer_call.defvjp(_layer_fwd, _layer_bwd)

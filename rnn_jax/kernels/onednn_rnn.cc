@@ -8,7 +8,9 @@
 //   w_layer [1, D, SLC, G, DHC] and w_iter [1, D, DIC, G, DHC] (ldigo), bias [1, D, Gb, DHC] (ldgo),
 //   w_proj [1, D, DHC, DIC] (ldio; LSTMP, else shape [0]), y [T, N, D * DIC] (tnc), workspace: bytes.
 // Attributes: cell (0 tanh RNN, 1 relu RNN, 2 LSTM, 3 GRU), direction (0 left-to-right, 1 right-to-left,
-// 2 both, outputs concatenated), training (1: forward training, which fills the workspace; 0: inference).
+// 2 both, outputs concatenated), training (1: forward training, which fills the workspace; 0: inference),
+// threads (the OpenMP threads of this call, 0: OpenMP's default; the calling thread's setting is restored
+// after the call, so other OpenMP users on that thread, e.g. torch, keep theirs).
 // Primitives are cached per shape; the scratchpad is the caller's (user mode), so concurrent calls from
 // XLA's threads do not share one.
 
@@ -27,6 +29,11 @@
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+
+extern "C" {  // libgomp, which libdnnl.so.3 (GNU OpenMP threading) loads
+int omp_get_max_threads(void);
+void omp_set_num_threads(int);
+}
 
 namespace {
 
@@ -137,6 +144,21 @@ dnnl::primitive_desc BackwardDesc(const Shape& s, const dnnl::primitive_desc& fw
       d.src_layer, d.src_iter, d.w_layer, d.w_iter, d.bias, d.dst_layer, d.dst_iter,
       dnnl::vanilla_rnn_forward::primitive_desc(Clone(fwd)), UserScratchpad());
 }
+// Sets the calling thread's OpenMP thread count for one call (0: leaves it) and restores it after.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int32_t threads) : saved_(omp_get_max_threads()), set_(threads > 0) {
+    if (set_) omp_set_num_threads(threads);
+  }
+  ~ThreadScope() {
+    if (set_) omp_set_num_threads(saved_);
+  }
+
+ private:
+  int saved_;
+  bool set_;
+};
+
 // The forward (training or inference) and backward primitives of one shape, built once.
 struct Primitives {
   dnnl::primitive_desc fwd_pd, bwd_pd;
@@ -235,7 +257,8 @@ using F32Out = ffi::ResultBuffer<ffi::F32>;
 
 ffi::Error ForwardImpl(F32 x, F32 h0, F32 c0, F32 w_layer, F32 w_iter, F32 bias, F32 w_proj, F32Out y,
                        F32Out hn, F32Out cn, ffi::ResultBuffer<ffi::U8> workspace, int32_t cell,
-                       int32_t direction, int32_t training) try {
+                       int32_t direction, int32_t training, int32_t threads) try {
+  ThreadScope thread_scope(threads);
   Shape s;
   if (auto e = ReadShape(cell, direction, Dims(x), Dims(w_layer), Dims(w_iter), Dims(w_proj), &s); e.failure())
     return e;
@@ -282,7 +305,8 @@ Output GradOutput(const dnnl::primitive_desc& pd, int arg, const memory::desc& u
 ffi::Error BackwardImpl(F32 x, F32 h0, F32 c0, F32 w_layer, F32 w_iter, F32 bias, F32 w_proj, F32 y, F32 hn,
                         F32 cn, ffi::Buffer<ffi::U8> workspace, F32 dy, F32 dhn, F32 dcn, F32Out dx,
                         F32Out dh0, F32Out dc0, F32Out dw_layer, F32Out dw_iter, F32Out dbias, F32Out dw_proj,
-                        int32_t cell, int32_t direction) try {
+                        int32_t cell, int32_t direction, int32_t threads) try {
+  ThreadScope thread_scope(threads);
   Shape s;
   if (auto e = ReadShape(cell, direction, Dims(x), Dims(w_layer), Dims(w_iter), Dims(w_proj), &s); e.failure())
     return e;
@@ -355,7 +379,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(rnn_jax_onednn_rnn_forward, ForwardImpl,
                                   .Ret<ffi::Buffer<ffi::U8>>()  // workspace
                                   .Attr<int32_t>("cell")
                                   .Attr<int32_t>("direction")
-                                  .Attr<int32_t>("training"));
+                                  .Attr<int32_t>("training")
+                                  .Attr<int32_t>("threads"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnn_jax_onednn_rnn_backward, BackwardImpl,
                               LayerArgs(ffi::Ffi::Bind())
@@ -374,7 +399,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(rnn_jax_onednn_rnn_backward, BackwardImpl,
                                   .Ret<F32>()                   // dbias
                                   .Ret<F32>()                   // dw_proj
                                   .Attr<int32_t>("cell")
-                                  .Attr<int32_t>("direction"));
+                                  .Attr<int32_t>("direction")
+                                  .Attr<int32_t>("threads"));
 
 // The workspace a training forward of this shape fills (bytes), or -1 with `error` set (a C string owned
 // by the library until the next failing call on this thread). Called through ctypes at trace time.

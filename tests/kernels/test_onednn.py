@@ -182,3 +182,49 @@ def test_kernels_missing_from_the_process_raise_and_auto_says_so(monkeypatch, ca
     assert any(reason in r.getMessage() for r in caplog.records)
     with pytest.raises(kernels.KernelUnavailable, match="installed without its compiled oneDNN kernel"):
         dataclasses.replace(spec, kernel="onednn").apply(params, x)
+
+
+_SHARDED_SCRIPT = r"""
+import json
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from rnn_jax import GRU, LSTM
+out = {}
+mesh = Mesh(np.array(jax.devices()), ("data",))
+for name, spec in (("lstm", LSTM(3, 5, bidirectional=True, kernel="onednn")), ("gru", GRU(3, 5, kernel="onednn"))):
+    params = spec.init(jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (6, 4, 3))
+    lengths = jnp.array([6, 2, 0, 4])
+    def loss(p, x, n):
+        ys, final = spec.apply(p, x, n)
+        return jnp.sum(ys ** 2) + sum(jnp.sum(f) for f in jax.tree.leaves(final))
+    step = jax.jit(jax.value_and_grad(loss))
+    xs = jax.device_put(x, NamedSharding(mesh, P(None, "data")))
+    ns = jax.device_put(lengths, NamedSharding(mesh, P("data")))
+    for lens, tag in ((None, "fixed"), (ns, "var")):
+        hlo = step.lower(params, xs, lens).compile().as_text()
+        got, want = step(params, xs, lens), step(params, x, None if lens is None else lengths)
+        out[f"{name}-{tag}"] = dict(
+            gathers=[l.strip()[:160] for l in hlo.splitlines() if "all-gather" in l and "f32[6,4,3]" in l],
+            shapes=sorted({l.split("custom-call(")[0].split("=", 1)[1].strip()[:60] for l in hlo.splitlines()
+                           if "custom_call_target=\"rnn_jax_onednn" in l}),
+            diff=max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want))))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_sharded_batches_run_one_call_per_device_on_its_rows():
+    import json
+    import os
+    import subprocess
+    import sys
+    flags = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    for case, r in out.items():
+        assert r["gathers"] == [], (case, r["gathers"])  # no device gathers the whole batch of inputs
+        assert r["shapes"] and all(",2," in s or "[6,2," in s for s in r["shapes"]), (case, r["shapes"])
+        assert r["diff"] < 1e-4, case  # the same loss and gradients as one device
