@@ -3,7 +3,8 @@ ValueError/TypeError naming the offending argument; never another error, a NaN o
 
 Strategies draw ranks, shapes (B = 0 and T = 0 included), dtypes (int32, bool, float16, bfloat16, complex64
 beside float32), lengths (negative, past T, floats, misshapen), masks and carries for `unroll`, the specs,
-`pad_sequences`, attention, greedy decoding and beam search. Each test's oracle lists the arguments a draw
+`pad_sequences`, attention, greedy decoding and beam search; `unroll` and spec draws also pick the kernel
+(every `KERNELS` value that runs here: 'auto', 'scan', 'onednn'). Each test's oracle lists the arguments a draw
 gets wrong; with none, the result must be finite and equal a NumPy reference (plain loops over each
 sequence alone, over its own length); with some, the call must raise ValueError or TypeError whose message
 names one of them. Invalid draws are called eagerly, as a user calls them, so value checks apply; valid
@@ -29,6 +30,7 @@ from rnn_jax import RNN, elman, pad_sequences, unroll
 from rnn_jax.attention import Attention
 from rnn_jax.beam_search import beam_search
 from rnn_jax.decoding import greedy
+from rnn_jax.kernels import onednn_library
 from tests.conftest import assert_close
 
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None,
@@ -148,10 +150,14 @@ CELL_PARAMS = shaped_params(CELL.init, I)
 NP_CELL = np_params(CELL_PARAMS)
 
 
+# every kernel that runs on this machine ('cudnn' needs a GPU): each draw picks one
+KERNELS = ("auto", "scan") + (("onednn",) if onednn_library.unavailable_reason() is None else ())
+
+
 @functools.lru_cache(maxsize=None)
-def _jit_unroll(reverse: bool, time_major: bool):
+def _jit_unroll(reverse: bool, time_major: bool, kernel: str = "auto"):
     return jax.jit(lambda params, xs, lengths: unroll(CELL, params, xs, lengths, reverse=reverse,
-                                                      time_major=time_major))
+                                                      time_major=time_major, kernel=kernel))
 
 
 def _layout(rank: int, batch: int, time: int, feat: int, time_major: bool) -> tuple:
@@ -164,7 +170,8 @@ def _layout(rank: int, batch: int, time: int, feat: int, time_major: bool) -> tu
 def unroll_draws(draw):
     broken = choose_broken(draw, ("rank", "feat", "dtype", "lengths"))
     return dict(_data_fields(draw, broken), batch=draw(st.sampled_from([2, 0, 1])), time=draw(st.sampled_from([3, 0])),
-                reverse=draw(st.booleans()), time_major=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)))
+                reverse=draw(st.booleans()), time_major=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)),
+                kernel=draw(st.sampled_from(KERNELS)))
 
 
 @SETTINGS
@@ -178,8 +185,9 @@ def test_unroll_gives_the_loop_reference_or_names_the_bad_argument(d):
 
     def call():
         if problems:
-            return unroll(CELL, CELL_PARAMS, xs, lengths, reverse=d["reverse"], time_major=d["time_major"])
-        return _jit_unroll(d["reverse"], d["time_major"] and d["rank"] == 3)(CELL_PARAMS, xs, lengths)
+            return unroll(CELL, CELL_PARAMS, xs, lengths, reverse=d["reverse"], time_major=d["time_major"],
+                          kernel=d["kernel"])
+        return _jit_unroll(d["reverse"], d["time_major"] and d["rank"] == 3, d["kernel"])(CELL_PARAMS, xs, lengths)
 
     def reference():
         x = np.asarray(xs.astype(np.float32), np.float64)
@@ -210,10 +218,10 @@ def test_unroll_under_jit_checks_shapes_and_clips_lengths(values, kind, reverse)
 
 # --------------------------------------------------------------------------- specs
 
-SPECS = {bf: RNN(I, H, 2, bidirectional=True, batch_first=bf) for bf in (False, True)}
-SPEC_PARAMS = shaped_params(SPECS[False].init, seed=1)
+SPECS = {(bf, k): RNN(I, H, 2, bidirectional=True, batch_first=bf, kernel=k) for bf in (False, True) for k in KERNELS}
+SPEC_PARAMS = shaped_params(SPECS[False, "auto"].init, seed=1)
 NP_SPEC = np_params(SPEC_PARAMS)
-SPEC_APPLY = {bf: jax.jit(spec.apply) for bf, spec in SPECS.items()}
+SPEC_APPLY = {key: jax.jit(spec.apply) for key, spec in SPECS.items()}
 
 
 def np_stack(x, h0):
@@ -235,7 +243,7 @@ def spec_draws(draw):
     return dict(_data_fields(draw, broken), batch=draw(st.sampled_from([2, 0])), time=draw(st.sampled_from([3, 0])),
                 batch_first=draw(st.booleans()),
                 state=pick(draw, broken, "state", ["none", "valid"], ["complex", "shape"]),
-                seed=draw(st.integers(0, 2 ** 16)))
+                seed=draw(st.integers(0, 2 ** 16)), kernel=draw(st.sampled_from(KERNELS)))
 
 
 def _initial_state(rng, kind: str, batch: int, unbatched: bool):
@@ -258,10 +266,10 @@ def test_spec_gives_each_sequence_alone_or_names_the_bad_argument(d):
     h0, bad_state = _initial_state(rng, d["state"], d["batch"], unbatched)
     problems = ["inputs"] * (d["dtype"] not in FLOATS or d["rank"] not in (2, 3) or d["feat"] != I)
     problems += ["lengths"] * bad_lengths + ["initial_state"] * bad_state
-    spec = SPECS[d["batch_first"]]
+    spec = SPECS[d["batch_first"], d["kernel"]]
 
     def call():
-        return (spec.apply if problems else SPEC_APPLY[d["batch_first"]])(SPEC_PARAMS, xs, lengths, h0)
+        return (spec.apply if problems else SPEC_APPLY[d["batch_first"], d["kernel"]])(SPEC_PARAMS, xs, lengths, h0)
 
     def reference():
         x = np.asarray(xs.astype(np.float32), np.float64)
