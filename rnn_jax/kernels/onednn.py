@@ -108,10 +108,11 @@ def onednn_weights(cell, code: int, params_dirs: list) -> tuple:
 PARALLEL_MACS = 1_500_000
 
 
-def call_threads(code: int, N: int, I: int, H: int, H_out: int) -> int:
-    """Returns the OpenMP threads of one call: 1 for a small step, 0 (OpenMP's default) otherwise."""
-    gates = {LSTM: 4, GRU: 3}.get(code, 1)
-    return 1 if N * gates * H * (I + H_out) < PARALLEL_MACS else 0
+def call_threads(x, wl, wi) -> int:
+    """Returns the OpenMP threads of one call over ``x [T, N, I]`` with weights ``wl [1, D, I, G, H]``,
+    ``wi [1, D, H_out, G, H]``: 1 for a small step, 0 (OpenMP's default) otherwise."""
+    (_, N, I), (*_, G, H), H_out = x.shape, wl.shape, wi.shape[2]
+    return 1 if N * G * H * (I + H_out) < PARALLEL_MACS else 0
 
 
 def _forward_call(code: int, direction: int, training: int, x, h0, c0, wl, wi, b, wp):
@@ -128,16 +129,16 @@ def _forward_call(code: int, direction: int, training: int, x, h0, c0, wl, wi, b
            jax.ShapeDtypeStruct(c0.shape, F32), jax.ShapeDtypeStruct((N, row), jnp.uint8))
     call = jax.ffi.ffi_call(onednn_library.TARGETS[0], out, vmap_method="sequential")
     return call(x, h0, c0, wl, wi, b, wp, cell=np.int32(code), direction=np.int32(direction),
-                training=np.int32(training), threads=np.int32(call_threads(code, N, I, H, H_out)))
+                training=np.int32(training), threads=np.int32(call_threads(x, wl, wi)))
 
 
 def _backward_call(code: int, direction: int, *arrays):
     """The backward FFI call over the residuals and the output gradients: returns the 7 input gradients."""
     out = tuple(jax.ShapeDtypeStruct(a.shape, F32) for a in arrays[:7])
-    (_, N, I), (H_out, H) = arrays[0].shape, (arrays[4].shape[2], arrays[3].shape[-1])
+    x, wl, wi = arrays[0], arrays[3], arrays[4]
     call = jax.ffi.ffi_call(onednn_library.TARGETS[1], out, vmap_method="sequential")
     return call(*arrays, cell=np.int32(code), direction=np.int32(direction),
-                threads=np.int32(call_threads(code, N, I, H, H_out)))
+                threads=np.int32(call_threads(x, wl, wi)))
 
 
 # batch dimensions: x [T, N, I], h0/c0 [1, D, N, H], weights none; y [T, N, .], workspace [N, row]
@@ -154,13 +155,13 @@ def layer_call(code: int, direction: int, x, h0, c0, wl, wi, b, wp):
     concatenated); ``x [T, N, I]``, ``h0 [1, D, N, H_out]``, ``c0 [1, D, N, H]`` (LSTM, else ``[0]``) and
     the weights from `onednn_weights`, all float32. Differentiable in every array argument.
     """
-    load_once()
+    onednn_library.load()
     y, hn, cn, _ = _forward(code, direction, 0, x, h0, c0, wl, wi, b, wp)
     return y, hn, cn
 
 
 def _layer_fwd(code, direction, x, h0, c0, wl, wi, b, wp):
-    load_once()
+    onednn_library.load()
     y, hn, cn, ws = _forward(code, direction, 1, x, h0, c0, wl, wi, b, wp)
     return (y, hn, cn), (x, h0, c0, wl, wi, b, wp, y, hn, cn, ws)
 
@@ -171,7 +172,3 @@ def _layer_bwd(code, direction, residuals, grads):
 
 layer_call.defvjp(_layer_fwd, _layer_bwd)
 
-
-def load_once():
-    """Loads the library (registering its FFI targets) or raises `KernelUnavailable`."""
-    onednn_library.load()

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from rnn_jax.cells import LSTMState, carry_h
 from rnn_jax.kernels.onednn import F32, LSTM, cell_code, layer_call, onednn_weights
-from rnn_jax.precision import bcast
+from rnn_jax.precision import matmul
 from rnn_jax.sequence import reverse_padded
 
 Array = jax.Array
@@ -50,13 +50,12 @@ def _lstm_cells(cell, params: dict, x: Array, y: Array, h0: Array, c0: Array) ->
     """Returns every step's cell state ``[T, B, H]`` of an LSTM run whose outputs (its h) were ``y``.
 
     The gates of step t need only ``x_t`` and ``h_{t-1}`` (``y_{t-1}``, or ``h0``), so they are computed
-    for all steps at once; ``c_t = f_t c_{t-1} + i_t g_t`` is then a linear recurrence from ``c0``.
+    for all steps at once (the cell's own input projection, biases included, plus the recurrent matmul);
+    ``c_t = f_t c_{t-1} + i_t g_t`` is then a linear recurrence from ``c0``.
     """
     H = cell.hidden_size
     h_prev = jnp.concatenate([h0[None], y[:-1]], axis=0)  # [T, B, H_out]
-    z = x @ params["w_ih"].astype(F32) + h_prev @ params["w_hh"].astype(F32)  # [T, B, 4H]
-    if "b_ih" in params:
-        z = z + bcast((params["b_ih"] + params["b_hh"]).astype(F32), z)
+    z = cell.project_inputs(params, x) + matmul(h_prev, params["w_hh"], F32)  # [T, B, 4H]
     i, f, g = jax.nn.sigmoid(z[..., :H]), jax.nn.sigmoid(z[..., H:2 * H]), jnp.tanh(z[..., 2 * H:3 * H])
 
     def step(c, fig):
