@@ -36,8 +36,7 @@ from rnn_jax import dropout as dropout_lib
 from rnn_jax import registry
 from rnn_jax.cells import Cell, LSTMState, freeze_options
 from rnn_jax.checks import check_choice, check_floating, check_rate, check_real, check_size
-from rnn_jax.kernels.choice import KERNELS, choose
-from rnn_jax.kernels.onednn_layer import run_layer
+from rnn_jax.kernels.choice import KERNELS, choose, run_layer
 from rnn_jax.sequence import batch_of_one, check_lengths
 from rnn_jax.unroll import kernel_lengths, unroll
 
@@ -213,12 +212,12 @@ class Stack:
         cell = self.cell(layer)
         D = self.num_directions
         chosen = self._layer_kernel(cell, params, deterministic)
-        if chosen == "onednn":
+        if chosen in ("onednn", "cudnn"):
             B = x.shape[1]
             layer_carries = [c if c is not None else cell.initial_carry((B,))
                              for c in carries[layer * D:(layer + 1) * D]]
-            finals, outs = run_layer(cell, [params[d] for d in DIRECTIONS[:D]], x, kernel_lengths(lengths, x.shape[0]),
-                                     layer_carries, (False, True)[:D])
+            finals, outs = run_layer(chosen, cell, [params[d] for d in DIRECTIONS[:D]], x,
+                                     kernel_lengths(lengths, x.shape[0]), layer_carries, (False, True)[:D])
             return self._between_layers(layer, outs, keys, deterministic), finals
         outs, finals = [], []
         for d in range(D):

@@ -26,8 +26,7 @@ from rnn_jax import wrappers
 from rnn_jax.cells import Cell
 from rnn_jax.checks import check_carry, check_floating, check_inputs, check_rate
 from rnn_jax.fused import fused_scan
-from rnn_jax.kernels.choice import choose
-from rnn_jax.kernels.onednn_layer import run_layer
+from rnn_jax.kernels.choice import choose, run_layer
 from rnn_jax.sequence import batch_of_one, hold_invalid, valid_steps, zero_invalid
 
 Array = jax.Array
@@ -149,8 +148,9 @@ def unroll(cell: Cell, params, xs, lengths=None, carry=None, reverse: bool = Fal
     carry = expected if carry is None else check_carry(carry, expected)
     rates = {"input_dropout": input_dropout, "recurrent_dropout": recurrent_dropout, "zoneout": zoneout}
     cell, xs = _regularize(cell, xs, B, rates, dropout_key, deterministic)
-    if choose(kernel, cell, params, mask=mask is not None, checkpoint=checkpoint) == "onednn":
-        finals, outs = run_layer(cell, [params], xs, kernel_lengths(lengths, T), [carry], (reverse,))
+    chosen = choose(kernel, cell, params, mask=mask is not None, checkpoint=checkpoint)
+    if chosen != "scan":
+        finals, outs = run_layer(chosen, cell, [params], xs, kernel_lengths(lengths, T), [carry], (reverse,))
         final, ys = finals[0], outs[0]
     else:
         final, ys = scan(cell, params, xs, carry, valid, reverse=reverse, unroll=unroll, checkpoint=checkpoint,

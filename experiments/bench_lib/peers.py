@@ -14,7 +14,8 @@ Peers:
   with float32 params. A variant ``rnn_jax:field=value,...`` overrides any spec field
   (``rnn_jax:hoist_inputs=false,unroll=2``); values are parsed by the field's type (bools: true/false,
   ints, floats; other fields take the text, ``none`` for None). Fields the row sets (sizes, layers,
-  direction, batch_first) cannot be overridden.
+  direction, batch_first) cannot be overridden. A kernel asked for by name (``rnn_jax:kernel=onednn``,
+  ``rnn_jax:kernel=cudnn``) that cannot run the case here is `Unavailable`, with the kernel's reason.
 * ``flax_linen`` / ``flax_nnx``: one ``RNN(OptimizedLSTMCell | GRUCell | SimpleCell)`` per layer,
   ``Bidirectional`` when asked, ``seq_lengths`` for variable lengths, ``dtype=jnp.bfloat16`` for bfloat16.
 * ``torch``: ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` on CUDA if available, else CPU; variable lengths run
@@ -38,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 import rnn_jax
+from rnn_jax import kernels
 from experiments.bench_lib.workload import Workload
 
 LEARNING_RATE = 1e-3
@@ -188,6 +190,11 @@ def build_rnn_jax(w: Workload, overrides: dict) -> Prepared:
     kwargs = {"batch_first": True, "bidirectional": c.bidirectional, "dtype": _compute_dtype(w), **overrides}
     spec = SPEC_CLASSES[c.cell](c.size.input, c.size.hidden, c.layers, **kwargs)
     params = spec.init(jax.random.key(0))
+    if spec.kernel not in ("auto", "scan"):  # a kernel by name: one that cannot run this case is unavailable
+        try:
+            kernels.choose(spec.kernel, spec.cell(), params[0]["forward"], checkpoint=spec.checkpoint)
+        except (kernels.KernelUnavailable, ValueError) as e:
+            raise Unavailable(str(e)) from None
     return _prepare_jax(lambda p, x, lengths: spec.apply(p, x, lengths)[0], params, w)
 
 

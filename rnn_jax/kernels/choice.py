@@ -6,11 +6,13 @@
   option, mask, regulariser, dtype and backend.
 * ``'onednn'``: oneDNN's RNN primitive through an XLA FFI call (`rnn_jax.kernels.onednn`), on the CPU
   backend, for what `onednn_reason` accepts.
-* ``'cudnn'``: cuDNN on a GPU backend. Not in this version yet: asking for it raises, and ``'auto'``
-  passes over it with that reason.
+* ``'cudnn'``: cuDNN's LSTM through `jax.experimental.rnn` (`rnn_jax.kernels.cudnn`), on a CUDA GPU, for
+  what `cudnn_reason` accepts (the LSTM without projection, peepholes or layer norm).
 * ``'auto'`` (the default): the first of ``'onednn'`` (CPU backend) and ``'cudnn'`` (GPU backend) that
   computes the function the scan computes for these arguments, to float32 rounding (the tests hold every
-  kernel to 1e-5 on outputs and 1e-4 on gradients of the scan and of PyTorch); else ``'scan'``.
+  kernel to 1e-5 on outputs and 1e-4 on gradients of the scan and of PyTorch); else ``'scan'``. cuDNN
+  calls are not partitioned over devices, so 'auto' takes cuDNN only in a process with one device (by
+  name it runs anywhere: in a sharded jit XLA then gathers the batch onto every device).
 
 A kernel asked for by name that cannot serve the arguments raises (`KernelUnavailable` when it is not in
 this process, e.g. not built or the wrong backend; ValueError when it does not serve the arguments), with
@@ -25,12 +27,12 @@ import collections
 import logging
 
 import jax
-import jax.numpy as jnp
 
 from rnn_jax.checks import check_choice
-from rnn_jax.kernels import onednn_library
+from rnn_jax.kernels import cudnn, onednn_layer, onednn_library
 from rnn_jax.kernels.onednn import cell_code
 from rnn_jax.kernels.onednn_library import KernelUnavailable
+from rnn_jax.kernels.served import unserved_arguments
 
 KERNELS = ("auto", "scan", "onednn", "cudnn")
 _AUTO = {"cpu": ("onednn",), "gpu": ("cudnn",)}  # the candidates of 'auto' per backend
@@ -46,9 +48,7 @@ def _backend_reason(kernel: str) -> str | None:
             return f"oneDNN runs on the CPU backend; the default backend is {backend!r}"
         return onednn_library.unavailable_reason()
     if kernel == "cudnn":
-        if backend != "gpu":
-            return f"cuDNN runs on a GPU backend; the default backend is {backend!r}"
-        return "the cuDNN kernel is not in this version of rnn_jax yet"
+        return cudnn.unavailable_reason()
     return None
 
 
@@ -61,16 +61,18 @@ def onednn_reason(cell, params, *, mask: bool = False, checkpoint: bool = False)
     code = cell_code(cell)
     if isinstance(code, str):
         return code
-    if cell.compute_dtype(params) != jnp.float32:
-        return f"it computes in float32, not {jnp.dtype(cell.compute_dtype(params)).name}"
-    dtypes = sorted({jnp.dtype(leaf.dtype).name for leaf in jax.tree.leaves(params)} - {"float32"})
-    if dtypes:
-        return f"it takes float32 parameters, not {dtypes}"
-    if mask:
-        return "a boolean mask was given (it serves lengths, i.e. masks that are a prefix of each sequence)"
-    if checkpoint:
-        return "checkpoint=True asks for the scan's rematerialisation"
-    return None
+    return unserved_arguments(cell, params, mask=mask, checkpoint=checkpoint)
+
+
+def cudnn_reason(cell, params, *, mask: bool = False, checkpoint: bool = False) -> str | None:
+    """Returns why the cuDNN kernel does not compute this layer exactly as the scan, or None if it does.
+
+    Args as `onednn_reason`'s.
+    """
+    reason = cudnn.cell_reason(cell)
+    if reason is not None:
+        return reason
+    return unserved_arguments(cell, params, mask=mask, checkpoint=checkpoint)
 
 
 def _reason(kernel: str, cell, params, mask: bool, checkpoint: bool) -> tuple[str | None, bool]:
@@ -80,7 +82,7 @@ def _reason(kernel: str, cell, params, mask: bool, checkpoint: bool) -> tuple[st
         return missing, True
     if kernel == "onednn":
         return onednn_reason(cell, params, mask=mask, checkpoint=checkpoint), False
-    return None, False
+    return cudnn_reason(cell, params, mask=mask, checkpoint=checkpoint), False
 
 
 def choose(kernel: str, cell, params, *, mask: bool = False, checkpoint: bool = False) -> str:
@@ -98,6 +100,9 @@ def choose(kernel: str, cell, params, *, mask: bool = False, checkpoint: bool = 
         return kernel
     for name in _AUTO.get(jax.default_backend(), ()):
         reason, _ = _reason(name, cell, params, mask, checkpoint)
+        if reason is None and name == "cudnn" and jax.device_count() > 1:
+            reason = (f"cuDNN calls are not partitioned over devices ({jax.device_count()} here): in a sharded "
+                      "jit XLA would gather the batch onto every device")
         if reason is None:
             return name
         _note_declined(name, reason)
@@ -110,6 +115,15 @@ def _note_declined(kernel: str, reason: str) -> None:
     if key not in _DECLINED:
         _LOG.warning("kernel='auto' uses the scan, not %r: %s", kernel, reason)
     _DECLINED[key] += 1
+
+
+def run_layer(kernel: str, cell, params_dirs: list, x, lengths, carries: list, reverses: tuple):
+    """Returns ``(finals, ys)`` per direction: one layer by `kernel` (``'onednn'`` or ``'cudnn'``, as chosen).
+
+    Args and results as `rnn_jax.kernels.onednn_layer.run_layer`'s (time-major ``x [T, B, I]``).
+    """
+    runner = {"onednn": onednn_layer.run_layer, "cudnn": cudnn.run_layer}[kernel]
+    return runner(cell, params_dirs, x, lengths, carries, reverses)
 
 
 def declined() -> dict:

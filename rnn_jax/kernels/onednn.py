@@ -31,6 +31,7 @@ import numpy as np
 
 from rnn_jax.kernels import onednn_library
 from rnn_jax.kernels.partition import data_parallel
+from rnn_jax.kernels.served import unserved_cell
 
 Array = jax.Array
 F32 = jnp.float32
@@ -47,23 +48,14 @@ _SERVED = {
 
 def cell_code(cell) -> int | str:
     """Returns the kernel's code for `cell` (0-3, see onednn_rnn.cc), or why it does not serve it (a str)."""
-    served = _SERVED.get(cell.kind)
-    if served is None:
-        return f"it serves the 'elman', 'lstm' and 'gru' cells, not {cell.kind!r}"
-    options = dict(cell.options)
-    extra = sorted(set(options) - set(served))
-    if extra:
-        return f"the cell is wrapped or has options it does not serve: {extra}"
-    for name, allowed in served.items():
-        if allowed is not None and options.get(name) not in allowed:
-            return f"{cell.kind} with {name}={options.get(name)!r} (it serves {name} in {list(allowed)})"
-    if cell.feed_size:
-        return "the cell feeds itself inputs (feed_inputs)"
+    reason = unserved_cell(cell, _SERVED)
+    if reason is not None:
+        return reason
     if cell.kind == "lstm":
         return LSTM
     if cell.kind == "gru":
         return GRU
-    return ELMAN_RELU if options["nonlinearity"] == "relu" else ELMAN
+    return ELMAN_RELU if dict(cell.options)["nonlinearity"] == "relu" else ELMAN
 
 
 def _gates_to_onednn(code: int, w: Array, H: int) -> Array:

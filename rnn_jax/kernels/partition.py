@@ -9,7 +9,8 @@ each device calls the kernel on its rows, and the results named in ``summed`` (w
 summed over those axes (``psum``). When the first argument is not split along its batch dimension, or on
 one device, the function runs as it is.
 
-`custom_partitioning` has no vmap rule, so the result also carries one (`jax.custom_batching.custom_vmap`):
+`custom_partitioning` has no vmap rule, so the result also carries one (`sequential_vmap`, a
+`jax.custom_batching.custom_vmap`; the cuDNN kernel uses it too):
 under vmap the calls run one mapped slice after another (``lax.map``), batched arguments sliced and the
 others shared; nested vmaps apply the rule again.
 """
@@ -85,11 +86,11 @@ def data_parallel(fn: Callable, num_static: int, in_dims: Sequence, out_dims: Se
         return mesh, lower_fn, out_shardings, arg_shardings
 
     wrapped.def_partition(partition, sharding_rule=_rule(in_dims, out_dims))
-    for_static = functools.lru_cache(maxsize=None)(lambda *static: _mapped_under_vmap(wrapped, static))
+    for_static = functools.lru_cache(maxsize=None)(lambda *static: sequential_vmap(wrapped, static))
     return lambda *args: for_static(*args[:num_static])(*args[num_static:])
 
 
-def _mapped_under_vmap(fn: Callable, static: tuple) -> Callable:
+def sequential_vmap(fn: Callable, static: tuple = ()) -> Callable:
     """Returns ``arrays -> fn(*static, *arrays)`` whose vmap runs the mapped slices in turn (``lax.map``)."""
     @custom_vmap
     def call(*arrays):

@@ -172,6 +172,14 @@ def test_jax_experimental_rnn_is_unavailable_off_gpu():
             peers.prepare("jax_experimental_rnn", lstm)
 
 
+def test_a_kernel_by_name_that_cannot_run_the_case_is_unavailable():
+    gru = workload.make_workload(Case("gru", TINY), "train", "float32", "fixed")
+    with pytest.raises(peers.Unavailable, match="kernel='cudnn' cannot run this layer: .*not 'gru'" if ON_GPU
+                       else "kernel='cudnn' cannot run this layer: cuDNN runs on a GPU backend"):
+        peers.prepare("rnn_jax:kernel=cudnn", gru)
+    assert peers.prepare("rnn_jax:kernel=scan", gru).call is not None
+
+
 def test_time_interleaved_is_round_robin_with_an_untimed_run_before_each_timed_one():
     order = []
     calls = {name: (lambda name=name: order.append(name)) for name in "abc"}

@@ -19,6 +19,7 @@ import pytest
 from rnn_jax import GRU, LSTM, RNN, cells, kernels, unroll
 from rnn_jax.kernels import choice, onednn_library
 from tests.conftest import assert_close
+from tests.kernels.helpers import assert_unroll_matches_the_scan, spec_loss
 
 pytestmark = pytest.mark.skipif(onednn_library.unavailable_reason() is not None,
                                 reason=str(onednn_library.unavailable_reason()))
@@ -50,14 +51,6 @@ def _data(spec, with_state, var, seed):
     return x, (LENGTHS if var else None), state
 
 
-def _loss(spec, lengths):
-    def loss(params, x, state):
-        out, final = spec.apply(params, x, lengths, state)
-        w = jnp.cos(jnp.arange(out.size, dtype=jnp.float32)).reshape(out.shape)
-        return jnp.sum(out * w) + sum(jnp.sum(f * (k + 1.5)) for k, f in enumerate(jax.tree.leaves(final)))
-    return loss
-
-
 @pytest.mark.parametrize("i,kind,bidir,var", [(i,) + g for i, g in enumerate(GRID)],
                          ids=[f"{k}-{'bi' if b else 'uni'}-{'var' if v else 'fixed'}" for k, b, v in GRID])
 def test_spec_matches_the_scan(i, kind, bidir, var):
@@ -69,21 +62,15 @@ def test_spec_matches_the_scan(i, kind, bidir, var):
     assert TARGET in str(jax.make_jaxpr(spec.apply)(params, x, lengths, state))
     assert_close(jax.jit(spec.apply)(params, x, lengths, state), jax.jit(scan.apply)(params, x, lengths, state))
     argnums = (0, 1, 2) if with_state else (0, 1)
-    got = jax.jit(jax.grad(_loss(spec, lengths), argnums))(params, x, state)
-    want = jax.jit(jax.grad(_loss(scan, lengths), argnums))(params, x, state)
+    got = jax.jit(jax.grad(spec_loss(spec, lengths), argnums))(params, x, state)
+    want = jax.jit(jax.grad(spec_loss(scan, lengths), argnums))(params, x, state)
     assert_close(got, want, "grad")
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "elman"])
 def test_unroll_reverse_unbatched_and_batch_major(name):
     cell = {"lstm": cells.lstm(H, proj_size=P), "gru": cells.gru(H), "elman": cells.elman(H)}[name]
-    params = cell.init(jax.random.key(1), I)
-    xs = jax.random.normal(jax.random.key(2), (B, T, I))
-    carry = jax.tree.map(lambda z: z + 0.3, cell.initial_carry((B,)))
-    for kw in (dict(lengths=LENGTHS, carry=carry, reverse=True), dict(reverse=True), dict(lengths=LENGTHS)):
-        assert_close(unroll(cell, params, xs, kernel="onednn", **kw), unroll(cell, params, xs, kernel="scan", **kw))
-    one = unroll(cell, params, xs[1], lengths=3, reverse=True, kernel="onednn")
-    assert_close(one, unroll(cell, params, xs[1], lengths=3, reverse=True, kernel="scan"))
+    assert_unroll_matches_the_scan(cell, "onednn", LENGTHS, I, (B, T))
 
 
 def test_vmap_over_batches_of_sequences_and_of_parameters():
