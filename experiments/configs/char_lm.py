@@ -7,7 +7,9 @@ issues 4 and 10); this host's speed drifts 10-15% within an hour.
 * ``char`` (default): tiny Shakespeare, 2 x 512 LSTM, dropout 0.25 between the layers, Adam 3e-3 cosine
   over 1400 steps, clipping 5, 64 x 100 characters; evaluation as one stream.
   ``python -m experiments.char_lm --workdir=W``: 25-27 min, validation 1.357 / test 1.489 nats per
-  character (2.148 bpc; goal 1.50, the PyTorch reference 1.509 in 30 min).
+  character (2.148 bpc; goal 1.50, the PyTorch reference 1.509 in 30 min). On the host of issue 14, one
+  run after the other: 29.0 min with the oneDNN kernel ('auto'), validation 1.360 / test 1.490, against
+  30.3 min for the scan (commit 76eb09c), 1.357 / 1.489.
 * ``ptb_char``: the same model on Penn Treebank characters, 2700 steps, evaluated every 1350.
   ``python -m experiments.char_lm --config=experiments/configs/char_lm.py:ptb_char --workdir=W``:
   54 min, validation 1.465 / test 1.425 bits per character (Graves 2013, one layer: 1.32).
@@ -22,7 +24,8 @@ issues 4 and 10); this host's speed drifts 10-15% within an hour.
   steps of a chunk, i.e. 20 and 0.25 on our per-token mean --, batch 20 x 20 words, 13 epochs, the input
   projection hoisted (faster at batch 20), evaluation in 10 streams.
   ``python -m experiments.char_lm --config=experiments/configs/char_lm.py:word_small --workdir=W``:
-  28 min, validation / test perplexity 117.4 / 112.9 (Zaremba et al. 120.7 / 114.5; PyTorch 112.6).
+  28 min, validation / test perplexity 117.4 / 112.9 (Zaremba et al. 120.7 / 114.5; PyTorch 112.6). On
+  the host of issue 14 with the oneDNN kernel ('auto'): 39 min, 118.2 / 113.2.
 * ``word_medium``: their regularised 2 x 650 model (dropout 0.5, 39 epochs, x0.8 after the 6th); not run here.
 * ``smoke``: shrinks any of the above to a 1 x 32 model and 30 steps (tests; about 15 s).
 """
