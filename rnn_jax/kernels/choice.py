@@ -36,6 +36,7 @@ from rnn_jax.kernels.served import unserved_arguments
 
 KERNELS = ("auto", "scan", "onednn", "cudnn")
 _AUTO = {"cpu": ("onednn",), "gpu": ("cudnn",)}  # the candidates of 'auto' per backend
+_RUNNERS = {"onednn": onednn_layer.run_layer, "cudnn": cudnn.run_layer}  # a chosen kernel's layer
 _LOG = logging.getLogger("rnn_jax.kernels")
 _DECLINED = collections.Counter()
 
@@ -122,8 +123,7 @@ def run_layer(kernel: str, cell, params_dirs: list, x, lengths, carries: list, r
 
     Args and results as `rnn_jax.kernels.onednn_layer.run_layer`'s (time-major ``x [T, B, I]``).
     """
-    runner = {"onednn": onednn_layer.run_layer, "cudnn": cudnn.run_layer}[kernel]
-    return runner(cell, params_dirs, x, lengths, carries, reverses)
+    return _RUNNERS[kernel](cell, params_dirs, x, lengths, carries, reverses)
 
 
 def declined() -> dict:

@@ -34,7 +34,7 @@ from jax.experimental import rnn as jax_rnn
 from rnn_jax.cells import LSTMState
 from rnn_jax.kernels.partition import sequential_vmap
 from rnn_jax.kernels.served import unserved_cell
-from rnn_jax.sequence import reverse_padded
+from rnn_jax.sequence import hold_invalid, lengths_to_mask, reverse_padded
 
 Array = jax.Array
 F32 = jnp.float32
@@ -145,11 +145,10 @@ def run_layer(cell, params_dirs: list, x: Array, lengths, carries: list, reverse
     y, hn, cn = lstm_call(I, H, len(reverses) == 2, jnp.swapaxes(x_run, 0, 1), h0, c0, flat_weights(params_dirs),
                           jnp.maximum(full, 1))
     y = jnp.swapaxes(y, 0, 1)  # [T, B, D*H]
-    valid = (jnp.arange(T)[:, None] < full[None, :])[..., None]  # [T, B, 1]
+    valid = lengths_to_mask(full, T, time_major=True)[..., None]  # [T, B, 1]
     ys = [jnp.where(valid, y[..., d * H:(d + 1) * H], 0.0) for d in range(len(reverses))]
     if lone_reverse:
         ys = [reverse_padded(ys[0], full, time_major=True)]
-    empty = (full == 0)[:, None]  # [B, 1]: a length-0 sequence keeps its initial carry
-    finals = [LSTMState(jnp.where(empty, carries[d].h.astype(F32), hn[d]), jnp.where(empty, carries[d].c.astype(F32), cn[d]))
-              for d in range(len(reverses))]
+    # a length-0 sequence keeps its initial carry
+    finals = [hold_invalid(full > 0, LSTMState(hn[d], cn[d]), LSTMState(h0[d], c0[d])) for d in range(len(reverses))]
     return finals, ys

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from rnn_jax.cells import LSTMState, carry_h
 from rnn_jax.kernels.onednn import F32, LSTM, cell_code, layer_call, onednn_weights
 from rnn_jax.precision import matmul
-from rnn_jax.sequence import reverse_padded
+from rnn_jax.sequence import lengths_to_mask, reverse_padded
 
 Array = jax.Array
 
@@ -75,7 +75,7 @@ def _variable(cell, code: int, params: dict, x: Array, lengths: Array, carry, re
     if code == LSTM:
         c = _at_last_step(_lstm_cells(cell, params, x_run, y_run, h0[0, 0], c0[0, 0]), lengths, c0[0, 0])
     ys = reverse_padded(y_run, lengths, time_major=True) if reverse else y_run
-    valid = jnp.arange(x.shape[0])[:, None] < lengths[None, :]  # [T, B]
+    valid = lengths_to_mask(lengths, x.shape[0], time_major=True)  # [T, B]
     return _carry(code, h, c), jnp.where(valid[..., None], ys, 0.0)
 
 
